@@ -1,0 +1,1 @@
+"""Making encoders offline: WordPiece vocabularies, fresh BERT folders, MLM runs."""

@@ -1,0 +1,127 @@
+"""``init-encoder``: train a WordPiece vocabulary and write a fresh BERT folder.
+
+Nothing is downloaded. The folder is a plain Hugging Face checkpoint (config,
+fast tokenizer, ``model.safetensors``) that loads with ``AutoModel`` and
+``AutoTokenizer`` and works as the ``name`` of a ``transformer`` component.
+"""
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Union
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# Sizes after Turc et al. (2019), "Well-Read Students Learn Better".
+ENCODER_SIZES: Dict[str, Dict[str, int]] = {
+    "tiny": {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2},
+    "mini": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4},
+    "small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8},
+    "base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12},
+}
+
+
+def read_text_lines(paths: Iterable[Union[str, Path]]) -> Iterator[str]:
+    """Yield the non-blank lines of text files, with errors that name the file."""
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Text file not found: {path}. Pass an existing plain-text file.")
+        n_lines = 0
+        try:
+            with path.open(encoding="utf8") as file_:
+                for line in file_:
+                    line = line.strip()
+                    if line:
+                        n_lines += 1
+                        yield line
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path} is not UTF-8 text (byte {err.start}). Convert it to UTF-8 first."
+            ) from None
+        if n_lines == 0:
+            raise ValueError(f"{path} holds no text. Pass a file with at least one non-blank line.")
+
+
+def train_wordpiece(
+    paths: List[Union[str, Path]],
+    *,
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    min_frequency: int = 2,
+    show_progress: bool = False,
+) -> Tokenizer:
+    """Train a BERT WordPiece tokenizer (``tokenizers`` library) on text files."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=show_progress,
+        continuing_subword_prefix="##",
+    )
+    tokenizer.train_from_iterator(read_text_lines(paths), trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
+
+
+def init_encoder(
+    texts: List[Union[str, Path]],
+    output_dir: Union[str, Path],
+    *,
+    size: str = "tiny",
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    max_positions: int = 512,
+    min_frequency: int = 2,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> Path:
+    """Train a vocabulary on ``texts`` and write a randomly initialised BERT.
+
+    texts (List[Path]): plain-text files, one document or paragraph per line.
+    output_dir (Path): the Hugging Face folder to write.
+    size (str): tiny (2x128), mini (4x256), small (4x512) or base (12x768).
+    RETURNS (Path): ``output_dir``.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    if size not in ENCODER_SIZES:
+        raise ValueError(f"Unknown encoder size '{size}'. Choose one of: {', '.join(ENCODER_SIZES)}.")
+    output_dir = Path(output_dir)
+    wordpiece = train_wordpiece(
+        texts, vocab_size=vocab_size, lowercase=lowercase, min_frequency=min_frequency,
+        show_progress=show_progress,
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=wordpiece,
+        do_lower_case=lowercase,
+        strip_accents=lowercase,
+        model_max_length=max_positions,
+        unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
+    )
+    dims = ENCODER_SIZES[size]
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_positions,
+        intermediate_size=4 * dims["hidden_size"],
+        pad_token_id=tokenizer.pad_token_id,
+        architectures=["BertModel"],
+        **dims,
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir

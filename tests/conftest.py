@@ -1,0 +1,70 @@
+"""Fixtures everyone uses: a tiny encoder built offline, blank pipelines, samples.
+
+The encoder is trained from ``SAMPLE_TEXT`` (written for these tests) by
+``init-encoder``'s own functions, once per session, into a temp folder.
+"""
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+_NAMES = ["Alice Smith", "Bruno Diaz", "Chen Wei", "Dana Okafor", "Emil Novak"]
+_PLACES = ["Paris", "Lagos", "Kyoto", "Lima", "Oslo", "Denver"]
+_ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Labs"]
+_VERBS = ["visited", "left", "praised", "joined", "called", "described"]
+
+
+def make_sample_text(n_lines: int = 400, seed: int = 0) -> str:
+    """Plain English-ish sentences with names, places and organisations."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        lines.append(
+            f"{rng.choice(_NAMES)} {rng.choice(_VERBS)} {rng.choice(_ORGS)} in "
+            f"{rng.choice(_PLACES)} on a {rng.choice(['cold', 'bright', 'quiet'])} "
+            f"{rng.choice(['morning', 'evening', 'day'])}, and it was "
+            f"{rng.choice(['good', 'bad', 'great', 'terrible'])} news for everyone."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False, help="run slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: reads ../shared/data or runs a workflow; pass --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def sample_text_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "sample.txt"
+    path.write_text(make_sample_text(), encoding="utf8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, sample_text_file) -> Path:
+    """A 2-layer, 128-wide BERT with a WordPiece vocabulary trained offline."""
+    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
+
+    output = tmp_path_factory.mktemp("encoders") / "tiny"
+    return init_encoder([sample_text_file], output, size="tiny", vocab_size=600, max_positions=512)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not there; the real datasets are optional")
+    return SHARED_DATA
