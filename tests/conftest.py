@@ -68,3 +68,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"{SHARED_DATA} is not there; the real datasets are optional")
     return SHARED_DATA
+
+
+def encoder_config(encoder_path: Path, **settings) -> dict:
+    """The ``transformer`` component config for the tests' tiny encoder."""
+    model = {
+        "@architectures": "spacy_bert_tasks.Encoder.v1",
+        "name": str(encoder_path),
+        "max_length": 64,
+        "stride": 16,
+        "max_question_length": 16,
+        "max_pair_length": 16,
+    }
+    model.update(settings)
+    return {"model": model}
+
+
+@pytest.fixture
+def make_nlp(tiny_encoder):
+    """``make_nlp(**encoder_settings)``: a blank English pipeline with the shared encoder."""
+    import spacy
+
+    def _make(**settings):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("transformer", config=encoder_config(tiny_encoder, **settings))
+        return nlp
+
+    return _make

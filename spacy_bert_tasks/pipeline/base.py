@@ -1,0 +1,75 @@
+"""What the three heads share on the spaCy side: labels, initialisation, listeners.
+
+A head subclasses ``BertTaskPipe`` and writes ``predict``, ``set_annotations``,
+``get_loss`` and, when it has labels, ``labels_from_examples``. Everything else
+(``update``, serialisation) comes from spaCy's ``TrainablePipe``.
+"""
+from itertools import islice
+from typing import Any, Callable, Iterable, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model
+
+N_INIT_DOCS = 10
+
+
+class BertTaskPipe(TrainablePipe):
+    """A head on the shared encoder, with its labels kept in ``self.cfg``."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str, *, scorer: Optional[Callable] = None, **cfg: Any):
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {"labels": [], **cfg}
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        """Add a label before training; returns 0 if it was there already."""
+        if not isinstance(label, str):
+            raise ValueError(f"Labels must be strings, got {label!r} ({type(label).__name__}).")
+        if label in self.labels:
+            return 0
+        self._allow_extra_label()
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def labels_from_examples(self, examples: Iterable[Example]) -> List[str]:
+        """The labels the gold data holds; heads without labels keep the default."""
+        return []
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Discover labels from the data (unless given) and initialise the model.
+
+        get_examples (Callable[[], Iterable[Example]]): the training data.
+        labels (Sequence[str]): labels to use instead of discovering them, as
+            written by ``spacy init labels``.
+        """
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        found = list(labels) if labels is not None else self.labels_from_examples(get_examples())
+        for label in found:
+            self.add_label(label)
+        docs = [eg.predicted for eg in islice(get_examples(), N_INIT_DOCS)]
+        self.init_model(docs)
+
+    def init_model(self, docs: List[Doc]) -> None:
+        """Initialise the model's weights; heads with an output size set it first."""
+        self.model.initialize(X=docs)
