@@ -31,6 +31,10 @@ def make_sample_text(n_lines: int = 400, seed: int = 0) -> str:
             f"{rng.choice(['morning', 'evening', 'day'])}, and it was "
             f"{rng.choice(['good', 'bad', 'great', 'terrible'])} news for everyone."
         )
+        lines.append(
+            f"Who {rng.choice(_VERBS)} {rng.choice(_ORGS)}? What happened in {rng.choice(_PLACES)} "
+            f"in {rng.randint(1900, 2030)}; why (and how) did it cost ${rng.randint(1, 999)}.{rng.randint(0, 99)}?"
+        )
     return "\n".join(lines) + "\n"
 
 
