@@ -52,3 +52,60 @@ def init_encoder_cli(
     except (ValueError, FileNotFoundError) as err:
         msg.fail("Could not build the encoder", str(err), exits=1)
     msg.good(f"Wrote a randomly initialised {size} BERT to {path}")
+
+
+@app.command("merge-corpora")
+def merge_corpora_cli(
+    inputs: List[str] = typer.Argument(..., help="NAME=PATH pairs: the joint pipeline's component name and its task's .spacy corpus."),
+    output: Path = typer.Option(..., "--output", "-o", help="The merged .spacy file to write."),
+    labels_dir: Optional[Path] = typer.Option(None, "--labels-dir", help="Write NAME.json with each text classifier's labels here."),
+    max_per_task: Optional[int] = typer.Option(None, "--max-per-task", help="Keep at most this many docs of each corpus (seeded sample)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling and shuffling."),
+) -> None:
+    """Merge single-task corpora into one corpus for multi-task training.
+
+    Reads each PATH (written by `convert`) and writes OUTPUT, shuffled. Every
+    doc keeps only its own task's annotation; the other tasks' annotations are
+    removed so the other heads treat the doc as missing, not as a negative.
+    """
+    from .project import merge_corpora
+
+    pairs = []
+    for item in inputs:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            msg.fail(f"Cannot read '{item}'", "Write each input as NAME=PATH, e.g. ner=corpus/conll/train.spacy.", exits=1)
+        pairs.append((name, Path(path)))
+    try:
+        counts = merge_corpora(pairs, output, labels_dir=labels_dir, max_per_task=max_per_task, seed=seed)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail("Could not merge the corpora", str(err), exits=1)
+    kept = ", ".join(f"{name} {n}" for name, n in counts.items())
+    msg.good(f"Wrote {sum(counts.values())} docs to {output} ({kept})")
+
+
+@app.command("summarize")
+def summarize_cli(
+    metrics: List[Path] = typer.Argument(..., help="Metrics JSON files written by `spacy evaluate`.", exists=True, dir_okay=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the table as Markdown here."),
+) -> None:
+    """Print a table of the headline metrics of each evaluated pipeline.
+
+    Reads METRICS (one row group per file, named by the file's stem); writes
+    OUTPUT as a Markdown table when given.
+    """
+    from .project import summarize_metrics
+
+    try:
+        rows = summarize_metrics(metrics)
+    except ValueError as err:
+        msg.fail("Could not read the metrics", str(err), exits=1)
+    table = [(run, f"{label} ({key})", f"{value:.3f}") for run, key, label, value in rows]
+    header = ("run", "metric", "value")
+    msg.divider("Metrics")
+    msg.table(table, header=header, divider=True, aligns=("l", "l", "r"))
+    if output is not None:
+        lines = ["| run | metric | value |", "|---|---|---:|"] + [f"| {a} | {b} | {c} |" for a, b, c in table]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("\n".join(lines) + "\n", encoding="utf8")
+        msg.good(f"Wrote {output}")

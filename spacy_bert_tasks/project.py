@@ -1,0 +1,155 @@
+"""What the spaCy project needs beyond spaCy's own commands.
+
+- ``merge_corpora``: one training corpus for the multi-task pipeline. Each doc
+  keeps the annotations of the one task it came from; every other task's
+  annotation is removed so that it reads as *missing* (no ``doc.cats``, entity
+  annotation unset, no question), never as a negative.
+- ``summarize_metrics``: the table of headline metrics printed at the end of
+  the workflow, read from ``spacy evaluate``'s JSON files.
+"""
+import json
+import random
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from .extensions import ANSWERS_KEY, QUESTION, TEXT_PAIR
+
+TEXTCAT, NER, QA = "textcat", "ner", "qa"
+TASK_KINDS = (TEXTCAT, NER, QA)
+
+# Headline metrics per task, in the order the summary shows them.
+HEADLINE_METRICS = [
+    ("cats_score", "cats"), ("cats_macro_f", "macro F"), ("cats_macro_auc", "macro AUC"),
+    ("ents_p", "P"), ("ents_r", "R"), ("ents_f", "F"),
+    ("qa_exact", "EM"), ("qa_f1", "F1"),
+]
+
+
+def doc_tasks(doc: Doc) -> List[str]:
+    """The tasks whose gold annotation a doc carries, in ``TASK_KINDS`` order."""
+    found = []
+    if doc.cats:
+        found.append(TEXTCAT)
+    if len(doc) and doc.has_annotation("ENT_IOB"):
+        found.append(NER)
+    if getattr(doc._, QUESTION) is not None or ANSWERS_KEY in doc.spans:
+        found.append(QA)
+    return found
+
+
+def corpus_task(docs: Sequence[Doc], path: Union[str, Path]) -> str:
+    """The one task a corpus is annotated for.
+
+    docs (Sequence[Doc]): the corpus.
+    path (Path): its file, named in errors.
+    RETURNS (str): "textcat", "ner" or "qa".
+    """
+    counts = {kind: 0 for kind in TASK_KINDS}
+    for doc in docs:
+        for kind in doc_tasks(doc):
+            counts[kind] += 1
+    found = [kind for kind in TASK_KINDS if counts[kind]]
+    if len(found) != 1:
+        what = ", ".join(f"{counts[k]} docs with {k} annotation" for k in found) or "no annotation at all"
+        raise ValueError(
+            f"{path} holds {what}. merge-corpora expects one single-task corpus per input, "
+            "as written by 'spacy-bert-tasks convert'; pass each task's corpus separately."
+        )
+    return found[0]
+
+
+def keep_only(doc: Doc, kind: str) -> Doc:
+    """Remove every annotation but ``kind``'s from ``doc``, in place, so it reads as missing.
+
+    doc (Doc): a gold doc.
+    kind (str): the task to keep: "textcat", "ner" or "qa".
+    RETURNS (Doc): the same doc.
+    """
+    if kind not in TASK_KINDS:
+        raise ValueError(f"Unknown task '{kind}'. Choose one of: {', '.join(TASK_KINDS)}.")
+    if kind != TEXTCAT:
+        doc.cats = {}
+        setattr(doc._, TEXT_PAIR, None)
+    if kind != NER:
+        # "missing", not "O": the NER head must learn nothing from this doc.
+        doc.set_ents([], default="missing")
+    if kind != QA:
+        setattr(doc._, QUESTION, None)
+        if ANSWERS_KEY in doc.spans:
+            del doc.spans[ANSWERS_KEY]
+    return doc
+
+
+def merge_corpora(
+    inputs: Sequence[Tuple[str, Union[str, Path]]],
+    output: Union[str, Path],
+    *,
+    labels_dir: Optional[Union[str, Path]] = None,
+    max_per_task: Optional[int] = None,
+    seed: int = 0,
+) -> Dict[str, int]:
+    """Merge single-task corpora into one shuffled multi-task corpus.
+
+    inputs (Sequence[Tuple[str, Path]]): (component name, .spacy file) pairs,
+        e.g. ("textcat", "corpus/sst2/train.spacy"). The task of each file is
+        read from its annotations.
+    output (Path): the merged .spacy file to write.
+    labels_dir (Path): where to write ``<name>.json`` with the labels of each
+        text classification input, for ``[initialize.components.<name>.labels]``.
+        Two classifiers on one pipeline would otherwise both find every label.
+    max_per_task (int): keep at most this many docs of each input (a seeded
+        sample), to balance large and small corpora.
+    seed (int): seed for sampling and shuffling.
+    RETURNS (Dict[str, int]): docs kept per component name.
+    """
+    names = [name for name, _ in inputs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Component names must be unique, got {names}. Give each corpus its own name.")
+    rng = random.Random(seed)
+    vocab = Vocab()
+    merged: List[Doc] = []
+    counts: Dict[str, int] = {}
+    for name, path in inputs:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Corpus not found: {path}. Run the project's 'convert' command first.")
+        docs = list(DocBin().from_disk(path).get_docs(vocab))
+        kind = corpus_task(docs, path)
+        if max_per_task is not None and len(docs) > max_per_task:
+            docs = rng.sample(docs, max_per_task)
+        merged.extend(keep_only(doc, kind) for doc in docs)
+        counts[name] = len(docs)
+        if labels_dir is not None and kind == TEXTCAT:
+            labels = sorted({label for doc in docs for label in doc.cats})
+            labels_path = Path(labels_dir) / f"{name}.json"
+            labels_path.parent.mkdir(parents=True, exist_ok=True)
+            labels_path.write_text(json.dumps(labels), encoding="utf8")
+    rng.shuffle(merged)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=merged, store_user_data=True).to_disk(output)
+    return counts
+
+
+def summarize_metrics(paths: Iterable[Union[str, Path]]) -> List[Tuple[str, str, str, float]]:
+    """Read ``spacy evaluate`` JSON files and pick their headline metrics.
+
+    paths (Iterable[Path]): metrics files; each file's stem names its row.
+    RETURNS (List[Tuple[str, str, str, float]]): (run, metric key, metric
+        label, value) rows, in file order; metrics a file lacks are left out.
+    """
+    rows = []
+    for path in paths:
+        path = Path(path)
+        try:
+            scores = json.loads(path.read_text(encoding="utf8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}). Run 'spacy evaluate' again.") from None
+        for key, label in HEADLINE_METRICS:
+            value = scores.get(key)
+            if isinstance(value, (int, float)):
+                rows.append((path.stem, key, label, float(value)))
+    return rows
