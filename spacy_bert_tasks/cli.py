@@ -59,7 +59,7 @@ def merge_corpora_cli(
     inputs: List[str] = typer.Argument(..., help="NAME=PATH pairs: the joint pipeline's component name and its task's .spacy corpus."),
     output: Path = typer.Option(..., "--output", "-o", help="The merged .spacy file to write."),
     labels_dir: Optional[Path] = typer.Option(None, "--labels-dir", help="Write NAME.json with each text classifier's labels here."),
-    max_per_task: Optional[int] = typer.Option(None, "--max-per-task", help="Keep at most this many docs of each corpus (seeded sample)."),
+    max_per_task: Optional[int] = typer.Option(None, "--max-per-task", help="Keep at most this many docs of each corpus (seeded sample); 0 keeps all."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and shuffling."),
 ) -> None:
     """Merge single-task corpora into one corpus for multi-task training.
@@ -77,7 +77,7 @@ def merge_corpora_cli(
             msg.fail(f"Cannot read '{item}'", "Write each input as NAME=PATH, e.g. ner=corpus/conll/train.spacy.", exits=1)
         pairs.append((name, Path(path)))
     try:
-        counts = merge_corpora(pairs, output, labels_dir=labels_dir, max_per_task=max_per_task, seed=seed)
+        counts = merge_corpora(pairs, output, labels_dir=labels_dir, max_per_task=max_per_task or None, seed=seed)
     except (ValueError, FileNotFoundError) as err:
         msg.fail("Could not merge the corpora", str(err), exits=1)
     kept = ", ".join(f"{name} {n}" for name, n in counts.items())
