@@ -84,6 +84,27 @@ def merge_corpora_cli(
     msg.good(f"Wrote {sum(counts.values())} docs to {output} ({kept})")
 
 
+@app.command("split-squad")
+def split_squad_cli(
+    input_path: Path = typer.Argument(..., help="SQuAD 1.1 or 2.0 JSON file.", exists=True, dir_okay=False),
+    train_output: Path = typer.Option(..., "--train", help="JSON file for the training articles."),
+    dev_output: Path = typer.Option(..., "--dev", help="JSON file for the dev articles."),
+    dev_articles: int = typer.Option(..., "--dev-articles", help="How many articles, from the end of the file, form the dev set."),
+) -> None:
+    """Split a SQuAD file by article into train and dev files.
+
+    Reads INPUT_PATH; writes the first articles to --train and the last
+    --dev-articles to --dev, so no paragraph is shared between the two.
+    """
+    from .project import split_squad
+
+    try:
+        n_train, n_dev = split_squad(input_path, train_output, dev_output, dev_articles=dev_articles)
+    except ValueError as err:
+        msg.fail("Could not split the SQuAD file", str(err), exits=1)
+    msg.good(f"Wrote {n_train} articles to {train_output} and {n_dev} to {dev_output}")
+
+
 @app.command("summarize")
 def summarize_cli(
     metrics: List[Path] = typer.Argument(..., help="Metrics JSON files written by `spacy evaluate`.", exists=True, dir_okay=False),

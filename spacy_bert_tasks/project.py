@@ -4,6 +4,8 @@
   keeps the annotations of the one task it came from; every other task's
   annotation is removed so that it reads as *missing* (no ``doc.cats``, entity
   annotation unset, no question), never as a negative.
+- ``split_squad``: SQuAD JSON split by article (the last articles are the dev
+  set), so no context is shared between training and evaluation.
 - ``summarize_metrics``: the table of headline metrics printed at the end of
   the workflow, read from ``spacy evaluate``'s JSON files.
 """
@@ -132,6 +134,38 @@ def merge_corpora(
     output.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=merged, store_user_data=True).to_disk(output)
     return counts
+
+
+def split_squad(
+    path: Union[str, Path], train_output: Union[str, Path], dev_output: Union[str, Path], *, dev_articles: int
+) -> Tuple[int, int]:
+    """Split a SQuAD JSON file by article: the last ``dev_articles`` are the dev set.
+
+    path (Path): SQuAD 1.1 or 2.0 JSON.
+    train_output (Path): the JSON file for the first articles.
+    dev_output (Path): the JSON file for the last ``dev_articles`` articles.
+    dev_articles (int): how many articles, from the end, go to the dev set.
+    RETURNS (Tuple[int, int]): the number of train and dev articles.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}). Pass a SQuAD JSON file.") from None
+    articles = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(articles, list):
+        raise ValueError(f"{path} has no top-level \"data\" list of articles. Pass a SQuAD 1.1 or 2.0 file.")
+    if not 0 < dev_articles < len(articles):
+        raise ValueError(
+            f"{path} has {len(articles)} articles; cannot keep {dev_articles} of them for dev. "
+            f"Choose a number of dev articles between 1 and {len(articles) - 1}."
+        )
+    split = len(articles) - dev_articles
+    for output, part in ((train_output, articles[:split]), (dev_output, articles[split:])):
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps({**data, "data": part}), encoding="utf8")
+    return split, dev_articles
 
 
 def summarize_metrics(paths: Iterable[Union[str, Path]]) -> List[Tuple[str, str, str, float]]:

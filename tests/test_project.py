@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span, SpanGroup
+from spacy.tokens import DocBin, Span, SpanGroup
 from typer.testing import CliRunner
 
 from spacy_bert_tasks.cli import app
-from spacy_bert_tasks.project import corpus_task, doc_tasks, keep_only, merge_corpora, summarize_metrics
+from spacy_bert_tasks.project import corpus_task, doc_tasks, keep_only, merge_corpora, split_squad, summarize_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,3 +170,91 @@ def test_summarize(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         summarize_metrics([tmp_path / "bad.json"])
+
+
+PACKAGE = "en_bert_tasks_sample"
+
+# Runs in the fresh virtual environment, in a new process: no import of
+# spacy_bert_tasks here; spaCy finds the components through entry points.
+LOAD_SCRIPT = f"""
+import sys
+import spacy
+
+nlp = spacy.load({PACKAGE!r})
+names = set(nlp.pipe_names)
+assert {{"transformer", "bert_textcat", "bert_pair", "bert_ner", "bert_qa"}} <= names, nlp.pipe_names
+doc = nlp("Ana Moravec visited Varnholm on Monday .")
+assert set(doc.cats), doc.cats
+print("ents", [(e.text, e.label_) for e in doc.ents])
+pair = nlp.make_doc("Shares of Bluefen Bank fell 4 percent on Monday .")
+pair._.text_pair = "Bluefen Bank stock dropped 4 percent in trading on Monday ."
+pair = nlp(pair)
+print("cats", pair.cats)
+qa = nlp.make_doc("Varnholm is a town on the river Esk. It was founded in 1554 by Kemal Castellan.")
+qa._.question = "Who founded Varnholm?"
+qa = nlp(qa)
+assert len(qa.spans["answers"]) > 0
+print("answer", qa._.answer)
+print("imported-by-entry-points", "spacy_bert_tasks" in sys.modules)
+"""
+
+
+def _run(cmd, cwd, env, timeout):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.mark.slow
+def test_project_all_then_install_and_load(tmp_path):
+    """``spacy project run all`` on the defaults from nothing, under 10 minutes;
+    then the wheel installs into a fresh venv and loads by name in a new process."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "project.yml", project / "project.yml")
+    shutil.copytree(ROOT / "configs", project / "configs")
+    shutil.copytree(ROOT / "assets", project / "assets", ignore=shutil.ignore_patterns("public", "__pycache__"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    start = time.perf_counter()
+    result = _run([sys.executable, "-m", "spacy", "project", "run", "all", str(project)], project, env, timeout=900)
+    elapsed = time.perf_counter() - start
+    print(f"spacy project run all: {elapsed:.0f} s")
+    assert elapsed < 600, f"the default workflow took {elapsed:.0f} s; it must finish in under 10 minutes"
+    assert "Metrics" in result.stdout and "ents_f" in result.stdout and "qa_f1" in result.stdout
+    for name in ("textcat", "pair", "ner", "qa", "joint-textcat", "joint-pair", "joint-ner", "joint-qa"):
+        assert (project / "metrics" / f"{name}.json").exists(), name
+    wheels = list((project / "packages").glob(f"{PACKAGE}-*/dist/*.whl"))
+    assert len(wheels) == 1, wheels
+
+    # A fresh virtual environment: torch pinned first, then the plugin and the pipeline wheel.
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run(pip + ["torch==2.13.0"], tmp_path, env, timeout=900)
+    # The plugin from a copy of its sources, so the build leaves the checkout alone.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "spacy_bert_tasks", source / "spacy_bert_tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    _run(pip + [str(source)], tmp_path, env, timeout=900)
+    _run(pip + [str(wheels[0])], tmp_path, env, timeout=900)
+    result = _run([str(python), "-c", LOAD_SCRIPT], tmp_path, env, timeout=300)
+    assert "imported-by-entry-points True" in result.stdout
+    assert "answer" in result.stdout
+
+
+def test_split_squad(tmp_path):
+    source = ROOT / "assets" / "squad_v1.1" / "dev-v1.1.articles00-42.json"
+    train, dev = tmp_path / "train.json", tmp_path / "dev.json"
+    result = CliRunner().invoke(app, ["split-squad", str(source), "--train", str(train), "--dev", str(dev), "--dev-articles", "8"])
+    assert result.exit_code == 0, result.output
+    original = json.loads(source.read_text())
+    train_data, dev_data = json.loads(train.read_text()), json.loads(dev.read_text())
+    assert train_data["version"] == dev_data["version"] == original["version"]
+    assert train_data["data"] + dev_data["data"] == original["data"]
+    assert len(dev_data["data"]) == 8
+    assert not {a["title"] for a in train_data["data"]} & {a["title"] for a in dev_data["data"]}
+    with pytest.raises(ValueError, match="has 20 articles; cannot keep 20"):
+        split_squad(source, train, dev, dev_articles=20)
