@@ -92,6 +92,7 @@ class EncoderModel(TransformerModel):
         self.init = init
         self.attrs.update(settings)
         self.attrs["output_hidden_states"] = False
+        self.attrs["replace_listener_cfg"] = replace_listener_cfg
 
     def copy(self) -> "EncoderModel":
         settings = {key: self.attrs[key] for key in _SETTINGS}
@@ -106,6 +107,22 @@ class EncoderModel(TransformerModel):
 
 
 _SETTINGS = ("max_length", "stride", "max_question_length", "max_pair_length", "max_batch_tokens", "frozen")
+
+
+def replace_listener_cfg(encoder_cfg: Dict[str, Any], listener_cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The config spaCy's ``replace_listeners`` writes where a head's listener was.
+
+    The copied encoder goes into the head as ``spacy_bert_tasks.StandaloneEncoder.v1``
+    (for our raw listener) or ``spacy_bert_tasks.EncoderTok2Vec.v1`` (for
+    spacy-transformers' pooled one), so the saved config rebuilds the model.
+    """
+    architecture = listener_cfg.get("@architectures", "")
+    if architecture == "spacy_bert_tasks.Listener.v1":
+        return {**encoder_cfg, "@architectures": "spacy_bert_tasks.StandaloneEncoder.v1"}
+    if "TransformerListener" in architecture:
+        extra = {key: listener_cfg[key] for key in ("pooling", "grad_factor") if key in listener_cfg}
+        return {**encoder_cfg, **extra, "@architectures": "spacy_bert_tasks.EncoderTok2Vec.v1"}
+    return dict(encoder_cfg)
 
 
 def load_hf_encoder(name: Union[str, Path], tokenizer_config: Dict, transformer_config: Dict) -> HFObjects:

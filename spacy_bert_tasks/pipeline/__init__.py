@@ -1,1 +1,2 @@
 """spaCy components: one module per component."""
+from . import ner  # noqa: F401
