@@ -4,6 +4,7 @@ One small pipeline is trained once per module (``trained``, on the tiny encoder
 of conftest) and reused; tests that change it work on a copy.
 """
 import pickle
+from pathlib import Path
 
 import numpy
 import pytest
@@ -61,10 +62,18 @@ def _examples(nlp: Language, data=TRAIN):
     return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in data]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Torch on one thread: the test machines are small and shared, where more threads only wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_encoder):
     """A pipeline overfitted on TRAIN, with its final loss."""
-    torch.set_num_threads(1)  # the test machine is small and shared
     fix_random_seed(0)
     nlp = _make_nlp(tiny_encoder)
     examples = _examples(nlp)
@@ -297,3 +306,34 @@ def test_source_with_explicit_upstream(trained, tiny_encoder):
     assert set(other.get_pipe("transformer").listener_map) == {"other_ner"}
     assert set(other.get_pipe("ner_transformer").listener_map) == {"bert_ner"}
     _assert_same([_scored(other(text)) for text in TEXTS], expected)
+
+
+def test_config_trains_and_evaluates(tiny_encoder, tmp_path, capsys):
+    """configs/ner.cfg with `spacy train` and `spacy evaluate`, on a tiny DocBin."""
+    from spacy.cli.evaluate import evaluate
+    from spacy.cli.train import train
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docbin = DocBin()
+    for eg in _examples(nlp):
+        docbin.add(eg.reference)
+    data = tmp_path / "tiny.spacy"
+    docbin.to_disk(data)
+    overrides = {
+        "paths.train": str(data),
+        "paths.dev": str(data),
+        "paths.encoder": str(tiny_encoder),
+        "training.max_steps": 30,
+        "training.eval_frequency": 10,
+        "training.optimizer.learn_rate.initial_rate": 1e-3,
+        "training.optimizer.learn_rate.warmup_steps": 3,
+    }
+    config = Path(__file__).resolve().parents[2] / "configs" / "ner.cfg"
+    train(config, tmp_path / "out", overrides=overrides)
+    scores = evaluate(str(tmp_path / "out" / "model-best"), data, silent=False)
+    printed = capsys.readouterr().out
+    for key in ("ents_p", "ents_r", "ents_f", "ents_per_type"):
+        assert key in scores
+    assert set(scores["ents_per_type"]) == {"PER", "ORG", "LOC"}
+    assert "NER F" in printed and "NER (per type)" in printed
