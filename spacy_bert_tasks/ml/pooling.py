@@ -14,7 +14,7 @@ from typing import Callable, List, Tuple
 from spacy.util import registry
 from spacy_transformers.align import apply_alignment
 from spacy_transformers.data_classes import TransformerData
-from thinc.api import Model
+from thinc.api import Model, get_array_module
 from thinc.types import Floats2d, Floats3d, Ragged
 from transformers.modeling_outputs import ModelOutput
 
@@ -24,9 +24,13 @@ def _has_output(trf_data: TransformerData) -> bool:
 
 
 def _d_trf_data(trf_data: TransformerData, d_hidden: Floats3d) -> TransformerData:
-    return TransformerData(
-        wordpieces=trf_data.wordpieces, model_output=ModelOutput(last_hidden_state=d_hidden), align=trf_data.align
-    )
+    # Zeros for the encoder's other outputs (e.g. "hidden_layers"), in order: spacy-transformers
+    # adds the gradients of several heads position by position.
+    d_output = ModelOutput(last_hidden_state=d_hidden)
+    for key, value in trf_data.model_output.items():
+        if key != "last_hidden_state" and hasattr(value, "shape"):
+            d_output[key] = get_array_module(d_hidden).zeros(value.shape, dtype=value.dtype)
+    return TransformerData(wordpieces=trf_data.wordpieces, model_output=d_output, align=trf_data.align)
 
 
 def _backprop_to_trf(model: Model, trf_datas: List[TransformerData], d_hiddens: List) -> List[TransformerData]:

@@ -14,6 +14,8 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..training import link_hidden_states
+
 N_INIT_DOCS = 10
 
 
@@ -69,6 +71,8 @@ class BertTaskPipe(TrainablePipe):
             self.add_label(label)
         docs = [eg.predicted for eg in islice(get_examples(), N_INIT_DOCS)]
         self.init_model(docs)
+        if nlp is not None:  # a head that reads every encoder layer turns them on
+            link_hidden_states(nlp)
 
     def init_model(self, docs: List[Doc]) -> None:
         """Initialise the model's weights; heads with an output size set it first."""
