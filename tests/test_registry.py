@@ -18,6 +18,8 @@ REGISTRIES = {
     "spacy_readers": "readers",
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
+    "spacy_callbacks": "callbacks",
+    "spacy_loggers": "loggers",
 }
 
 

@@ -1,0 +1,248 @@
+"""Run the analyses of one fine-tuned pipeline, or compare several, and write PNGs + JSON.
+
+θ0, the weights fine-tuning started from, comes from (first that applies):
+1. ``initial``: a weights file, a pipeline saved right after ``nlp.initialize``,
+   or an encoder folder (then only the encoder has a θ0 of its own, see 3);
+2. the first of ``checkpoints`` (``step-000000`` of ``save_weights.v1`` is
+   exactly the state after ``nlp.initialize``);
+3. the encoder folder named in the pipeline's config; the heads' θ0 is then a
+   fresh initialisation of each head with ``seed`` (the same distribution as the
+   real start, not the same draw: say so when you report numbers).
+"""
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy
+from spacy.language import Language
+from spacy.util import fix_random_seed
+from wasabi import msg
+
+from . import plots
+from .drift import weight_drift
+from .landscape import interpolate, landscape_2d, project, random_direction, sharpness, trajectory_directions
+from .losses import read_examples
+from .params import Weights, encoder_pipe_names, get_weights, head_pipe_names, load_weights, set_weights
+from .training import read_training_log
+
+ANALYSES = ("drift", "interpolation", "landscape", "sharpness", "trajectory")
+RESULT_FILE = "analysis.json"
+
+
+def checkpoint_files(folder: Union[str, Path]) -> List[Path]:
+    """The ``step-*.safetensors`` files of a folder, in step order."""
+    files = sorted(Path(folder).glob("step-*.safetensors"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    if not files:
+        raise FileNotFoundError(
+            f"No step-*.safetensors checkpoints in {folder}. Train with the "
+            "spacy_bert_tasks.save_weights.v1 callback (see `analyze config`)."
+        )
+    return files
+
+
+def reinitialized_heads(nlp: Language, seed: int) -> Weights:
+    """The heads' weights after a fresh initialisation with ``seed``; the pipeline is left unchanged."""
+    current = get_weights(nlp)
+    try:
+        fix_random_seed(seed)
+        for name in head_pipe_names(nlp):
+            nlp.get_pipe(name).model.initialize()
+        fresh = get_weights(nlp)
+    finally:
+        set_weights(nlp, current)
+    heads = set(head_pipe_names(nlp))
+    return {k: v for k, v in fresh.items() if k.split("/", 1)[0] in heads}
+
+
+def initial_weights(
+    nlp: Language,
+    *,
+    initial: Optional[Union[str, Path]] = None,
+    checkpoints: Sequence[Path] = (),
+    seed: int = 0,
+) -> Dict[str, object]:
+    """θ0 and where it came from (see the module docstring)."""
+    if initial is not None:
+        theta0 = load_weights(initial)
+        source = str(initial)
+    elif checkpoints:
+        theta0 = load_weights(checkpoints[0])
+        source = str(checkpoints[0])
+    else:
+        pipe = encoder_pipe_names(nlp)[0]
+        folder = nlp.config["components"][pipe]["model"].get("name", "")
+        if not Path(str(folder)).is_dir():
+            raise FileNotFoundError(
+                f"The encoder the pipeline started from ({folder}) is not a local folder. Pass "
+                "--initial (the encoder folder or a step-0 checkpoint)."
+            )
+        theta0 = load_weights(folder, encoder_pipe=pipe)
+        source = str(folder)
+    heads = set(head_pipe_names(nlp))
+    if not any(k.split("/", 1)[0] in heads for k in theta0):
+        theta0.update(reinitialized_heads(nlp, seed))
+        source += f" (heads: fresh initialisation, seed {seed})"
+    return {"weights": theta0, "source": source}
+
+
+def analyze_pipeline(
+    nlp: Language,
+    output_dir: Union[str, Path],
+    *,
+    initial: Optional[Union[str, Path]] = None,
+    train_path: Optional[Union[str, Path]] = None,
+    dev_path: Optional[Union[str, Path]] = None,
+    checkpoints_dir: Optional[Union[str, Path]] = None,
+    training_log: Optional[Union[str, Path]] = None,
+    analyses: Sequence[str] = ANALYSES,
+    n_batches: int = 4,
+    batch_size: int = 16,
+    alpha_min: float = -0.5,
+    alpha_max: float = 1.5,
+    alpha_steps: int = 21,
+    grid_size: int = 11,
+    grid_range: float = 1.0,
+    sharpness_distance: float = 0.5,
+    sharpness_directions: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+) -> Dict[str, object]:
+    """Run the chosen analyses on a fine-tuned pipeline; write ``analysis.json`` and PNGs.
+
+    nlp (Language): the fine-tuned pipeline (θ1). Its weights are restored at the end.
+    output_dir (Union[str, Path]): folder for ``analysis.json`` and the figures.
+    initial (Optional[Union[str, Path]]): θ0 (see the module docstring).
+    train_path / dev_path (Optional[Union[str, Path]]): corpora for the losses.
+    checkpoints_dir (Optional[Union[str, Path]]): ``step-*.safetensors`` for the trajectory.
+    training_log (Optional[Union[str, Path]]): a ``TrainingLog.v1`` file, copied into the JSON.
+    analyses (Sequence[str]): a subset of ``ANALYSES``.
+    n_batches, batch_size (int): the losses are measured on ``n_batches * batch_size``
+        examples of each split, drawn once with ``seed``.
+    alpha_min, alpha_max, alpha_steps: the points of the 1D interpolation.
+    grid_size (int), grid_range (float): the 2D grid is grid_size x grid_size over
+        [-grid_range, grid_range]^2 in filter-normalised units.
+    sharpness_distance (float), sharpness_directions (int): see ``landscape.sharpness``.
+    RETURNS (Dict[str, object]): everything written to ``analysis.json``.
+    """
+    unknown = set(analyses) - set(ANALYSES)
+    if unknown:
+        raise ValueError(f"Unknown analyses {sorted(unknown)}; choose from {', '.join(ANALYSES)}.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    n_examples = n_batches * batch_size
+    splits = {}
+    if train_path is not None:
+        splits["train"] = read_examples(nlp, train_path, split="train", limit=n_examples, seed=seed)
+    if dev_path is not None:
+        splits["dev"] = read_examples(nlp, dev_path, split="dev", limit=n_examples, seed=seed)
+    needs_data = {"interpolation", "landscape", "sharpness", "trajectory"} & set(analyses)
+    if needs_data and not splits:
+        raise ValueError(f"The analyses {sorted(needs_data)} measure losses: pass a train and/or dev corpus.")
+    surface = splits.get("train") or splits.get("dev") or []
+    checkpoints = checkpoint_files(checkpoints_dir) if checkpoints_dir is not None else []
+
+    theta1 = get_weights(nlp)
+    start = initial_weights(nlp, initial=initial, checkpoints=checkpoints, seed=seed)
+    theta0: Weights = start["weights"]  # type: ignore[assignment]
+    result: Dict[str, object] = {
+        "settings": {
+            "initial": start["source"], "train": str(train_path), "dev": str(dev_path),
+            "examples_per_split": {k: len(v) for k, v in splits.items()}, "batch_size": batch_size,
+            "n_batches": n_batches, "seed": seed, "analyses": list(analyses),
+        },
+        "figures": {},
+    }
+    figures: Dict[str, str] = result["figures"]  # type: ignore[assignment]
+    if training_log is not None:
+        result["log"] = read_training_log(training_log)
+    try:
+        if "drift" in analyses:
+            result["drift"] = weight_drift(theta0, theta1)
+            figures["drift"] = str(plots.plot_drift(result["drift"], output_dir / "drift.png"))
+        if "interpolation" in analyses:
+            alphas = numpy.linspace(alpha_min, alpha_max, alpha_steps).tolist()
+            result["interpolation"] = interpolate(nlp, theta0, theta1, splits, alphas, batch_size=batch_size, progress=progress)
+            figures["interpolation"] = str(plots.plot_interpolation(result["interpolation"], output_dir / "interpolation.png"))
+        if "landscape" in analyses:
+            rng = numpy.random.default_rng(seed)
+            d1, d2 = random_direction(theta1, rng), random_direction(theta1, rng)
+            coords = numpy.linspace(-grid_range, grid_range, grid_size).tolist()
+            grid = landscape_2d(nlp, theta1, d1, d2, coords, coords, surface, batch_size=batch_size, progress=progress)
+            result["landscape"] = {"xs": coords, "ys": coords, "loss": grid.tolist(), "split": _name(splits, surface)}
+            figures["landscape"] = str(plots.plot_landscape(
+                coords, coords, grid, output_dir / "landscape.png",
+                title=f"{_name(splits, surface)} loss around the fine-tuned weights",
+            ))
+        if "sharpness" in analyses:
+            result["sharpness"] = sharpness(
+                nlp, theta1, surface, distance=sharpness_distance, n_directions=sharpness_directions,
+                seed=seed + 1, batch_size=batch_size, progress=progress,
+            )
+        if "trajectory" in analyses:
+            if not checkpoints:
+                msg.warn("Skipping the trajectory: no checkpoints folder given.")
+            else:
+                result["trajectory"] = _trajectory(nlp, theta1, checkpoints, surface, grid_size, batch_size, progress)
+                traj = result["trajectory"]
+                figures["trajectory"] = str(plots.plot_landscape(
+                    traj["xs"], traj["ys"], numpy.asarray(traj["loss"]), output_dir / "trajectory.png",
+                    title=f"Optimisation trajectory over the {_name(splits, surface)} loss",
+                    xlabel=f"1st principal direction ({100 * traj['explained'][0]:.1f}% of variance)",
+                    ylabel=f"2nd principal direction ({100 * traj['explained'][1]:.1f}% of variance)",
+                    trajectory=traj["points"], trajectory_labels=[f"{s}" for s in traj["steps"]],
+                ))
+    finally:
+        set_weights(nlp, theta1)
+    # the standard json module keeps every digit of the floats
+    (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf8")
+    return result
+
+
+def _name(splits: Dict[str, list], surface: list) -> str:
+    return next((name for name, egs in splits.items() if egs is surface), "train")
+
+
+def _trajectory(nlp: Language, theta1: Weights, checkpoints: List[Path], examples, grid_size: int, batch_size: int, progress: bool) -> dict:
+    weights = [load_weights(path) for path in checkpoints]
+    d1, d2, explained = trajectory_directions(weights, theta1)
+    points = [project(w, theta1, d1, d2) for w in weights] + [(0.0, 0.0)]
+    steps = [int(re.sub(r"\D", "", p.stem) or 0) for p in checkpoints] + ["final"]
+    px, py = [p[0] for p in points], [p[1] for p in points]
+    pad_x, pad_y = 0.2 * (max(px) - min(px) or 1.0), 0.2 * (max(py) - min(py) or 1.0)
+    xs = numpy.linspace(min(px) - pad_x, max(px) + pad_x, grid_size).tolist()
+    ys = numpy.linspace(min(py) - pad_y, max(py) + pad_y, grid_size).tolist()
+    grid = landscape_2d(nlp, theta1, d1, d2, xs, ys, examples, batch_size=batch_size, progress=progress, desc="trajectory landscape")
+    return {"steps": steps, "points": points, "explained": explained, "xs": xs, "ys": ys, "loss": grid.tolist()}
+
+
+def compare_runs(results: Dict[str, Union[str, Path]], output_dir: Union[str, Path]) -> Dict[str, object]:
+    """Put the ``analysis.json`` of several runs side by side in ``compare.png`` + ``compare.json``.
+
+    results (Dict[str, Union[str, Path]]): per label (e.g. "pre-trained", "from scratch"),
+        an analysis folder or its ``analysis.json``.
+    """
+    runs = {}
+    for label, path in results.items():
+        path = Path(path)
+        path = path / RESULT_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"No analysis results at {path} (for '{label}'). Run `analyze pipeline` first.")
+        runs[label] = json.loads(path.read_text(encoding="utf8"))
+    output_dir = Path(output_dir)
+    figure = plots.plot_comparison(runs, output_dir / "compare.png")
+    summary: Dict[str, object] = {"figure": str(figure), "runs": {}}
+    for label, run in runs.items():
+        log = run.get("log") or []
+        drift = run.get("drift") or {}
+        layers = drift.get("layers", {})
+        summary["runs"][label] = {  # type: ignore[index]
+            "best_dev_score": max((row["score"] for row in log), default=None),
+            "final_dev_score": log[-1]["score"] if log else None,
+            "sharpness": run.get("sharpness"),
+            "drift_total": drift.get("total"),
+            "most_drifted_layers": sorted(layers, key=layers.get, reverse=True)[:3],
+            "drift_layers": layers,
+        }
+    (output_dir / "compare.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
+    return summary
