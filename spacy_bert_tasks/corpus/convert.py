@@ -1,0 +1,89 @@
+"""``convert``: one raw file in, docs and a report out, and the DocBin writer."""
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple, Union
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+
+from ..tagging import SCHEMES
+from .conll import convert_conll
+from .detect import FORMATS, detect_format
+from .entities import convert_entities_jsonl
+from .report import ConversionError, ConversionReport
+from .squad import convert_squad
+from .textcat import convert_textcat_jsonl, convert_textcat_table
+
+
+def convert_file(
+    path: Union[str, Path],
+    format: Optional[str] = None,
+    *,
+    lang: str = "en",
+    scheme: str = "auto",
+    doc_level: bool = False,
+    label_sep: Optional[str] = None,
+    skip_invalid: bool = False,
+) -> Tuple[List[Doc], ConversionReport]:
+    """Convert a raw corpus file into docs.
+
+    path (Union[str, Path]): the input file.
+    format (Optional[str]): one of FORMATS; None guesses it (see detect_format)
+        and says so in the report's notes.
+    lang (str): language of the blank pipeline that tokenises raw text.
+    scheme (str): NER tag scheme of column files: "auto", "iob2", "iob1", "bilou".
+    doc_level (bool): column files: one doc per -DOCSTART- document instead of per sentence.
+    label_sep (Optional[str]): text classification: separator of several labels
+        in one cell; None detects it in tables, "" never splits.
+    skip_invalid (bool): count bad examples as skipped instead of raising ConversionError.
+    RETURNS (Tuple[List[Doc], ConversionReport]): the docs and what happened.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(path, "", "file not found", "there is no such file", "check the path")
+    note = None
+    if format is None:
+        format, why = detect_format(path)
+        note = f"format '{format}' inferred from {why}"
+    elif format not in FORMATS:
+        raise ConversionError(path, "", "unknown format", repr(format), f"choose one of: {', '.join(FORMATS)}")
+    if scheme != "auto" and scheme not in SCHEMES:
+        raise ConversionError(path, "", "unknown tag scheme", repr(scheme), f"choose one of: auto, {', '.join(SCHEMES)}")
+    nlp = blank_pipeline(lang)
+    if format in ("conll", "iob"):
+        docs, report = convert_conll(
+            path, nlp, n_columns=2 if format == "iob" else None, scheme=scheme,
+            doc_level=doc_level, skip_invalid=skip_invalid, format=format,
+        )
+    elif format == "ner-jsonl":
+        docs, report = convert_entities_jsonl(path, nlp, skip_invalid=skip_invalid)
+    elif format in ("csv", "tsv"):
+        delimiter = "\t" if format == "tsv" else ","
+        docs, report = convert_textcat_table(path, nlp, delimiter=delimiter, label_sep=label_sep, skip_invalid=skip_invalid)
+    elif format == "textcat-jsonl":
+        docs, report = convert_textcat_jsonl(path, nlp, label_sep=label_sep, skip_invalid=skip_invalid)
+    else:
+        docs, report = convert_squad(path, nlp, skip_invalid=skip_invalid)
+    if note:
+        report.notes.insert(0, note)
+    return docs, report
+
+
+@lru_cache(maxsize=4)
+def blank_pipeline(lang: str) -> Language:
+    """The blank pipeline that tokenises raw text, made once per language (spacy.blank is slow)."""
+    return spacy.blank(lang)
+
+
+def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> Path:
+    """Write docs to a ``.spacy`` DocBin, keeping their extension values (user data).
+
+    docs (Iterable[Doc]): the docs.
+    path (Union[str, Path]): the output file; missing parent folders are made.
+    RETURNS (Path): the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    return path

@@ -1,0 +1,111 @@
+"""``spacy-bert-tasks convert`` (spacy_bert_tasks/cli.py)."""
+import json
+import re
+
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_bert_tasks.cli import app
+
+runner = CliRunner()
+
+CONLL = """-DOCSTART- -X- -X- O
+
+Alice NNP B-NP B-PER
+visited VBD B-VP O
+Oslo NNP B-NP B-LOC
+
+Bob NNP B-NP B-PER
+
+-DOCSTART- -X- -X- O
+
+Globex NNP B-NP B-ORG
+rose VBD B-VP O
+"""
+
+
+def printed(result) -> str:
+    """The output without colours or whitespace, so that wrapped lines compare whole."""
+    return "".join(re.sub(r"\x1b\[[0-9;]*m", "", result.output).split())
+
+
+def has(result, text: str) -> bool:
+    return "".join(text.split()) in printed(result)
+
+
+def load(path):
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+
+
+def test_convert_conll_infers_format_and_prints_counts(tmp_path):
+    raw, out = tmp_path / "train.txt", tmp_path / "out" / "train.spacy"
+    raw.write_text(CONLL, encoding="utf8")
+    result = runner.invoke(app, ["convert", str(raw), str(out)])
+    assert result.exit_code == 0, result.output
+    assert has(result, "format 'conll' inferred")
+    assert has(result, "Read 3 sentences: wrote 3, skipped 0")
+    assert has(result, "documents (-DOCSTART-) 2 sentences 3 tokens 6")
+    assert has(result, "Wrote 3 docs (sentences)")
+    docs = load(out)
+    assert [doc.text for doc in docs] == ["Alice visited Oslo", "Bob", "Globex rose"]
+    assert [[e.label_ for e in doc.ents] for doc in docs] == [["PER", "LOC"], ["PER"], ["ORG"]]
+
+
+def test_convert_doc_level(tmp_path):
+    raw, out = tmp_path / "train.txt", tmp_path / "train.spacy"
+    raw.write_text(CONLL, encoding="utf8")
+    result = runner.invoke(app, ["convert", str(raw), str(out), "--format", "conll", "--doc-level"])
+    assert result.exit_code == 0, result.output
+    docs = load(out)
+    assert len(docs) == 2
+    assert [s.text for s in docs[0].sents] == ["Alice visited Oslo", "Bob"]
+
+
+def test_convert_bad_tags_fails_with_file_and_line(tmp_path):
+    raw = tmp_path / "train.txt"
+    raw.write_text(CONLL.replace("Oslo NNP B-NP B-LOC", "Oslo NNP B-NP I-LOC"), encoding="utf8")
+    result = runner.invoke(app, ["convert", str(raw), str(tmp_path / "x.spacy")])
+    assert result.exit_code == 1
+    assert has(result, f"{raw}, line 5: invalid tag sequence")
+    assert not (tmp_path / "x.spacy").exists()
+
+
+def test_convert_skip_invalid_prints_reasons(tmp_path):
+    raw, out = tmp_path / "train.txt", tmp_path / "x.spacy"
+    raw.write_text(CONLL.replace("Oslo NNP B-NP B-LOC", "Oslo NNP B-NP I-LOC"), encoding="utf8")
+    result = runner.invoke(app, ["convert", str(raw), str(out), "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert has(result, "Skipped 1 sentences")
+    assert has(result, "invalid tag sequence: 1 (first at line 5)")
+    assert len(load(out)) == 2
+
+
+def test_convert_squad_and_pairs(tmp_path):
+    squad = {"data": [{"title": "t", "paragraphs": [{"context": "Alice founded Globex.", "qas": [
+        {"id": "q1", "question": "Who founded Globex?", "answers": [{"text": "Alice", "answer_start": 0}]}]}]}]}
+    (tmp_path / "dev.json").write_text(json.dumps(squad), encoding="utf8")
+    result = runner.invoke(app, ["convert", str(tmp_path / "dev.json"), str(tmp_path / "qa.spacy")])
+    assert result.exit_code == 0, result.output
+    assert has(result, "Wrote 1 docs (questions)")
+    doc = load(tmp_path / "qa.spacy")[0]
+    assert doc._.question == "Who founded Globex?"
+    assert doc.spans["answers"].attrs["id"] == "q1"
+
+    (tmp_path / "rte.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tyes\n1\tC.\tD.\tno\n", encoding="utf8")
+    result = runner.invoke(app, ["convert", str(tmp_path / "rte.tsv"), str(tmp_path / "rte.spacy")])
+    assert result.exit_code == 0, result.output
+    assert has(result, "single-label")
+    docs = load(tmp_path / "rte.spacy")
+    assert [(d.text, d._.text_pair, d.cats) for d in docs] == [
+        ("A.", "B.", {"no": 0.0, "yes": 1.0}), ("C.", "D.", {"no": 1.0, "yes": 0.0})
+    ]
+
+
+def test_convert_unknown_format_and_scheme_fail(tmp_path):
+    raw = tmp_path / "notes.txt"
+    raw.write_text("Just prose.\n", encoding="utf8")
+    result = runner.invoke(app, ["convert", str(raw), str(tmp_path / "x.spacy")])
+    assert result.exit_code == 1 and has(result, "--format")
+    result = runner.invoke(app, ["convert", str(raw), str(tmp_path / "x.spacy"), "--format", "iob", "--scheme", "bio3"])
+    assert result.exit_code == 1 and has(result, "unknown tag scheme")
