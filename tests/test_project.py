@@ -182,14 +182,11 @@ import spacy
 
 nlp = spacy.load({PACKAGE!r})
 names = set(nlp.pipe_names)
-assert {{"transformer", "bert_textcat", "bert_pair", "bert_ner", "bert_qa"}} <= names, nlp.pipe_names
+assert {{"transformer", "bert_textcat", "bert_ner", "bert_qa"}} <= names, nlp.pipe_names
 doc = nlp("Ana Moravec visited Varnholm on Monday .")
 assert set(doc.cats), doc.cats
 print("ents", [(e.text, e.label_) for e in doc.ents])
-pair = nlp.make_doc("Shares of Bluefen Bank fell 4 percent on Monday .")
-pair._.text_pair = "Bluefen Bank stock dropped 4 percent in trading on Monday ."
-pair = nlp(pair)
-print("cats", pair.cats)
+print("cats", doc.cats)
 qa = nlp.make_doc("Varnholm is a town on the river Esk. It was founded in 1554 by Kemal Castellan.")
 qa._.question = "Who founded Varnholm?"
 qa = nlp(qa)
@@ -222,7 +219,7 @@ def test_project_all_then_install_and_load(tmp_path):
     print(f"spacy project run all: {elapsed:.0f} s")
     assert elapsed < 600, f"the default workflow took {elapsed:.0f} s; it must finish in under 10 minutes"
     assert "Metrics" in result.stdout and "ents_f" in result.stdout and "qa_f1" in result.stdout
-    for name in ("textcat", "pair", "ner", "qa", "joint-textcat", "joint-pair", "joint-ner", "joint-qa"):
+    for name in ("textcat", "pair", "ner", "qa", "joint-textcat", "joint-ner", "joint-qa"):
         assert (project / "metrics" / f"{name}.json").exists(), name
     wheels = list((project / "packages").glob(f"{PACKAGE}-*/dist/*.whl"))
     assert len(wheels) == 1, wheels
