@@ -1,0 +1,77 @@
+"""The text classification head: one pooled vector per doc, then the classes.
+
+``spacy_bert_tasks.TextCat.v1`` is ``BertForSequenceClassification`` as a thinc
+model: listener >> doc pooling >> dropout >> output layer. The output layer is
+a softmax over exclusive classes, or a linear layer with a sigmoid per label
+for multi-label data. Both expect the gradient of a cross-entropy loss,
+``scores - truth``, which is also the gradient with respect to their logits.
+"""
+from typing import Callable, List, Optional, Tuple
+
+import numpy
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy_transformers.data_classes import TransformerData
+from thinc.api import Dropout, Linear, Model, Ops, Softmax, chain, zero_init
+from thinc.types import Floats2d
+
+# BERT's initialiser for its classifier: weights from N(0, 0.02), zero bias.
+INIT_RANGE = 0.02
+
+
+@registry.architectures("spacy_bert_tasks.TextCat.v1")
+def build_textcat_model(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+    pooling: Model[List[TransformerData], Floats2d],
+    exclusive_classes: bool = True,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Classify each doc from one pooled encoder vector.
+
+    tok2vec (Model[List[Doc], List[TransformerData]]): the raw listener
+        (``spacy_bert_tasks.Listener.v1``) or an encoder of the head's own.
+    pooling (Model[List[TransformerData], Floats2d]): one vector per doc, e.g.
+        ``spacy_bert_tasks.cls_pooling.v1`` (default), ``mean_pooling.v1`` or
+        ``first_token_pooling.v1``.
+    exclusive_classes (bool): one class per doc (softmax) or any number of
+        labels per doc (a sigmoid per label).
+    dropout (float): dropout on the pooled vector, as BERT's classifier has.
+    nO (Optional[int]): the number of labels; the component sets it.
+    """
+    if exclusive_classes:
+        output = Softmax(nO=nO, init_W=_bert_init, init_b=zero_init)
+    else:
+        output = chain(Linear(nO=nO, init_W=_bert_init, init_b=zero_init), sigmoid_for_crossentropy())
+    head = chain(Dropout(dropout), output)
+    model = chain(tok2vec, pooling, head)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("pooling", pooling)
+    model.set_ref("head", head)
+    model.set_ref("output_layer", output if exclusive_classes else output.layers[0])
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
+def sigmoid_for_crossentropy() -> Model[Floats2d, Floats2d]:
+    """A sigmoid per column whose backprop takes ``scores - truth``.
+
+    The gradient of binary cross-entropy with respect to the logits is
+    ``sigmoid(x) - truth``; the layer passes it on unchanged, as thinc's
+    Softmax does for categorical cross-entropy. (thinc's Logistic would
+    multiply it by the sigmoid's slope, which is the squared-error gradient.)
+    """
+    return Model("sigmoid_for_crossentropy", _sigmoid_forward)
+
+
+def _sigmoid_forward(model: Model, X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+    Y = model.ops.sigmoid(X, inplace=False)
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        return dY
+
+    return Y, backprop
+
+
+def _bert_init(ops: Ops, shape: Tuple[int, ...]) -> Floats2d:
+    return ops.asarray2f(numpy.random.normal(0.0, INIT_RANGE, shape).astype("float32"))
