@@ -255,3 +255,50 @@ def test_split_squad(tmp_path):
     assert not {a["title"] for a in train_data["data"]} & {a["title"] for a in dev_data["data"]}
     with pytest.raises(ValueError, match="has 20 articles; cannot keep 20"):
         split_squad(source, train, dev, dev_articles=20)
+
+
+@pytest.fixture(scope="module")
+def joint_nlp(tiny_encoder, tmp_path_factory):
+    """configs/joint.cfg with the tiny encoder, initialised and briefly trained."""
+    from .test_readme import _pipeline
+
+    return spacy.load(_pipeline("joint.cfg", tiny_encoder, tmp_path_factory.mktemp("joint") / "nlp"))
+
+
+def _zero(d_scores) -> bool:
+    import numpy
+
+    if d_scores is None:
+        return True
+    if isinstance(d_scores, list):
+        return all(_zero(d) for d in d_scores)
+    data = getattr(d_scores, "dataXd", d_scores)
+    data = getattr(data, "logits", data)
+    return not numpy.asarray(data).any()
+
+
+@pytest.mark.parametrize("head", ["bert_textcat", "bert_ner", "bert_qa"])
+def test_joint_heads_learn_nothing_from_other_tasks_docs(joint_nlp, head, tmp_path):
+    """Through the merge, a doc of another task gives a head no loss and no gradient;
+    a doc of its own task does."""
+    from .test_readme import _examples
+
+    corpora = {}
+    for kind, keep in (("bert_textcat", "textcat"), ("bert_ner", "ner"), ("bert_qa", "qa")):
+        docs = [eg.reference for eg in _examples(joint_nlp) if doc_tasks(eg.reference) == [keep]]
+        corpora[kind] = tmp_path / f"{kind}.spacy"
+        DocBin(docs=docs, store_user_data=True).to_disk(corpora[kind])
+    merge_corpora(list(corpora.items()), tmp_path / "joint.spacy")
+    from spacy_bert_tasks.corpus.readers import create_corpus_reader
+
+    examples = list(create_corpus_reader(str(tmp_path / "joint.spacy"))(joint_nlp))
+    pipe = joint_nlp.get_pipe(head)
+    own = {"bert_textcat": "textcat", "bert_ner": "ner", "bert_qa": "qa"}[head]
+    for eg in examples:
+        joint_nlp.get_pipe("transformer")(eg.predicted)
+        scores = pipe.model.predict([eg.predicted])
+        loss, d_scores = pipe.get_loss([eg], scores)
+        if doc_tasks(eg.reference) == [own]:
+            assert loss > 0 and not _zero(d_scores), eg.reference.text
+        else:
+            assert loss == 0 and _zero(d_scores), (head, eg.reference.text, loss)
