@@ -15,6 +15,19 @@ adds, when the encoder is initialised, one of:
   [CLS] would no longer be at position 0 and ``align`` would point at the wrong
   pieces, so it is not offered.)
 
+In a config::
+
+    [components.transformer.model]
+    @architectures = "spacy_bert_tasks.PeftEncoder.v1"
+
+    [components.transformer.model.encoder]
+    @architectures = "spacy_bert_tasks.Encoder.v1"
+    name = ${paths.encoder}
+
+    [components.transformer.model.adapter]
+    @misc = "spacy_bert_tasks.lora.v1"
+    r = 8
+
 Only the adapter and head weights train. The adapter settings are written into
 the Hugging Face config (key ``spacy_bert_tasks_peft``), which spacy-transformers
 saves with the weights; the shim rebuilds the network with ``PeftAutoModel``,

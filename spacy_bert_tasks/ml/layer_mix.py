@@ -11,7 +11,16 @@ works unchanged:
   over all layers, with ``w`` and ``gamma`` learned.
 
 ``spacy_bert_tasks.LayersListener.v1`` chains the listener and one of them, to
-put where a head's config takes ``spacy_bert_tasks.Listener.v1``.
+put where a head's config takes ``spacy_bert_tasks.Listener.v1``::
+
+    [components.bert_textcat.model.tok2vec]
+    @architectures = "spacy_bert_tasks.LayersListener.v1"
+    upstream = "*"
+
+    [components.bert_textcat.model.tok2vec.layers]
+    @layers = "spacy_bert_tasks.layer_select.v1"
+    layers = [-4, -3, -2, -1]
+    combine = "sum"
 
 The layers read ``model_output["hidden_layers"]``, ``(n_windows, n_layers + 1,
 seq_len, width)``, which the encoder only computes when its

@@ -313,3 +313,22 @@ def test_bad_strategy_settings_say_what_to_change(tiny_encoder):
                                                 "encoder": encoder_config(tiny_encoder, frozen=True)["model"]})
     with pytest.raises(ValueError, match="decay"):
         configure_layerwise_adam(0.001, n_layers=2, decay=1.5)
+
+
+def test_sweep_table_puts_the_dev_scores_side_by_side(tmp_path):
+    import srsly
+
+    from spacy_bert_tasks.sweep import learn_rate_key, sweep_table
+
+    for rate, best, last in (("0.0001", 0.5, 0.25), ("0.001", 0.75, 0.7)):
+        for name, score in (("model-best", best), ("model-last", last)):
+            (tmp_path / f"lr-{rate}" / name).mkdir(parents=True)
+            srsly.write_json(tmp_path / f"lr-{rate}" / name / "meta.json", {"performance": {"cats_score": score}})
+    table = sweep_table([tmp_path / "lr-0.0001", tmp_path / "lr-0.001", tmp_path / "lr-0.01"], "cats_score")
+    assert table.splitlines()[2:] == ["| 0.0001 | 0.5000 | 0.2500 |", "| 0.001 | 0.7500 | 0.7000 |", "| 0.01 | n/a | n/a |"]
+    config = tmp_path / "plain.cfg"
+    config.write_text("[training]\n\n[training.optimizer]\n@optimizers = \"Adam.v1\"\nlearn_rate = 0.001\n")
+    assert learn_rate_key(config) == "training.optimizer.learn_rate"
+    config.write_text("[training]\n\n[training.optimizer]\n@optimizers = \"Adam.v1\"\n\n[training.optimizer.learn_rate]\n"
+                      "@schedules = \"warmup_linear.v1\"\ninitial_rate = 0.001\nwarmup_steps = 1\ntotal_steps = 2\n")
+    assert learn_rate_key(config) == "training.optimizer.learn_rate.initial_rate"
