@@ -20,6 +20,7 @@ row per doc token, pointing at the token's pieces in every window.
 """
 import copy
 import logging
+import os
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,6 +38,19 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers.modeling_outputs import ModelOutput
 
 logger = logging.getLogger(__name__)
+
+
+def _single_threaded_after_fork() -> None:
+    """Run torch on one thread in a forked child (``nlp.pipe(n_process=...)``).
+
+    OpenMP's worker threads do not survive a fork: a child whose first torch
+    op opens a parallel region waits for them forever. One thread per process
+    avoids that; the processes are the parallelism.
+    """
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_single_threaded_after_fork)
 
 
 @registry.architectures("spacy_bert_tasks.Encoder.v1")
