@@ -25,6 +25,7 @@ def build_textcat_model(
     pooling: Model[List[TransformerData], Floats2d],
     exclusive_classes: bool = True,
     dropout: float = 0.1,
+    dense_tanh: bool = False,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], Floats2d]:
     """Classify each doc from one pooled encoder vector.
@@ -37,17 +38,22 @@ def build_textcat_model(
     exclusive_classes (bool): one class per doc (softmax) or any number of
         labels per doc (a sigmoid per label).
     dropout (float): dropout on the pooled vector, as BERT's classifier has.
+    dense_tanh (bool): put a dense layer with tanh (as wide as the encoder)
+        between pooling and dropout, as BERT's pooler does before its
+        classifier (freshly initialised here, not NSP-trained).
     nO (Optional[int]): the number of labels; the component sets it.
     """
     if exclusive_classes:
         output = Softmax(nO=nO, init_W=_bert_init, init_b=zero_init)
     else:
         output = chain(Linear(nO=nO, init_W=_bert_init, init_b=zero_init), sigmoid_for_crossentropy())
-    head = chain(Dropout(dropout), output)
+    dense = dense_tanh_layer() if dense_tanh else None
+    head = chain(dense, Dropout(dropout), output) if dense else chain(Dropout(dropout), output)
     model = chain(tok2vec, pooling, head)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("pooling", pooling)
     model.set_ref("head", head)
+    model.set_ref("head_input", dense or (output if exclusive_classes else output.layers[0]))
     model.set_ref("output_layer", output if exclusive_classes else output.layers[0])
     model.attrs["multi_label"] = not exclusive_classes
     return model
@@ -69,6 +75,34 @@ def _sigmoid_forward(model: Model, X: Floats2d, is_train: bool) -> Tuple[Floats2
 
     def backprop(dY: Floats2d) -> Floats2d:
         return dY
+
+    return Y, backprop
+
+
+def dense_tanh_layer(nO: Optional[int] = None, nI: Optional[int] = None) -> Model[Floats2d, Floats2d]:
+    """``tanh(X @ W.T + b)``; without ``nO`` as wide as its input."""
+    return Model("dense_tanh", _dense_tanh_forward, init=_dense_tanh_init,
+                 dims={"nO": nO, "nI": nI}, params={"W": None, "b": None})
+
+
+def _dense_tanh_init(model: Model, X: Optional[Floats2d] = None, Y: Optional[Floats2d] = None) -> None:
+    if X is not None and not model.has_dim("nI"):
+        model.set_dim("nI", X.shape[1])
+    if not model.has_dim("nO"):
+        model.set_dim("nO", model.get_dim("nI"))
+    model.set_param("W", _bert_init(model.ops, (model.get_dim("nO"), model.get_dim("nI"))))
+    model.set_param("b", model.ops.alloc1f(model.get_dim("nO")))
+
+
+def _dense_tanh_forward(model: Model, X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+    W = model.get_param("W")
+    Y = model.ops.xp.tanh(model.ops.affine(X, W, model.get_param("b")))
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        dZ = dY * (1 - Y**2)  # tanh' = 1 - tanh^2
+        model.inc_grad("b", dZ.sum(axis=0))
+        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
+        return model.ops.gemm(dZ, W)
 
     return Y, backprop
 

@@ -36,6 +36,7 @@ DEFAULT_MODEL_CONFIG = """
 @architectures = "spacy_bert_tasks.TextCat.v1"
 exclusive_classes = true
 dropout = 0.1
+dense_tanh = false
 nO = null
 
 [model.tok2vec]
@@ -156,7 +157,7 @@ class BertTextCategorizer(BertTaskPipe):
         if not any(len(doc) for doc in docs):
             # No encoder output at all: every doc gets the head's output for a zero
             # vector, as an empty doc in a mixed batch does.
-            width = self.model.get_ref("output_layer").get_dim("nI")
+            width = self.model.get_ref("head_input").get_dim("nI")
             return self.model.get_ref("head").predict(self.model.ops.alloc2f(len(docs), width))
         return self.model.predict(docs)
 
@@ -177,23 +178,22 @@ class BertTextCategorizer(BertTaskPipe):
         """
         examples = list(examples)
         validate_examples(examples, "BertTextCategorizer.get_loss")
+        truths_np, mask_np = self._examples_to_truth(examples)
         xp = self.model.ops.xp
-        truths, mask = self._examples_to_truth(examples)
-        eps = 1e-7
+        truths, mask = xp.asarray(truths_np), xp.asarray(mask_np)
+        probs = xp.clip(scores, 1e-7, 1 - 1e-7)
         if self.cfg["multi_label"]:
-            loss_func = CategoricalCrossentropy(normalize=False)
-            d_scores = loss_func.get_grad(scores, xp.asarray(truths)) * xp.asarray(mask)
             n_known = max(float(mask.sum()), 1.0)
-            d_scores /= n_known
-            probs = xp.clip(scores, eps, 1 - eps)
+            d_scores = CategoricalCrossentropy(normalize=False).get_grad(scores, truths) * mask / n_known
             bce = -(truths * xp.log(probs) + (1 - truths) * xp.log(1 - probs))
             loss = float((bce * mask).sum() / n_known)
         else:
-            names = [self.labels[i] if m else _MISSING for i, m in zip(truths.argmax(axis=1), mask[:, 0])]
+            gold = truths_np.argmax(axis=1)
+            names = [self.labels[i] if known else _MISSING for i, known in zip(gold, mask_np[:, 0])]
             loss_func = CategoricalCrossentropy(names=self.labels, missing_value=_MISSING, normalize=True)
             d_scores = loss_func.get_grad(scores, names)
-            picked = scores[xp.arange(len(examples)), xp.asarray(truths.argmax(axis=1))]
-            loss = float(-(xp.log(xp.clip(picked, eps, 1.0)) * xp.asarray(mask[:, 0])).sum() / max(len(examples), 1))
+            picked = probs[xp.arange(len(examples)), xp.asarray(gold)]  # (n_examples,)
+            loss = float(-(xp.log(picked) * mask[:, 0]).sum() / max(len(examples), 1))
         return loss, d_scores
 
     def initialize(
@@ -238,11 +238,10 @@ class BertTextCategorizer(BertTaskPipe):
                 "at least 2 (multi-label at least 1). Check that the training docs have doc.cats, or pass "
                 "labels in [initialize.components]."
             )
-        output_layer = self.model.get_ref("output_layer")
-        output_layer.set_dim("nO", len(self.labels))
-        tok2vec = self.model.get_ref("tok2vec")
-        if not output_layer.has_dim("nI") and tok2vec.has_dim("nO"):
-            output_layer.set_dim("nI", tok2vec.get_dim("nO"))
+        self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
+        head_input, tok2vec = self.model.get_ref("head_input"), self.model.get_ref("tok2vec")
+        if not head_input.has_dim("nI") and tok2vec.has_dim("nO"):
+            head_input.set_dim("nI", tok2vec.get_dim("nO"))
         self.model.initialize(X=docs)
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[numpy.ndarray, numpy.ndarray]:

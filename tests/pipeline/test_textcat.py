@@ -317,10 +317,11 @@ def test_exclusive_classes_reject_two_positive_labels(trained):
         nlp.update(example, sgd=None)
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean", "first_token"])
-def test_long_doc_is_read_in_windows(tiny_encoder, pooling):
+@pytest.mark.parametrize("pooling,dense_tanh", [("cls", False), ("mean", False), ("first_token", False), ("cls", True)])
+def test_long_doc_is_read_in_windows(tiny_encoder, pooling, dense_tanh):
     """Over 512 pieces: strided windows, one prediction, no error, in training too."""
-    nlp = make_pipeline(tiny_encoder, model={"pooling": {"@layers": f"spacy_bert_tasks.{pooling}_pooling.v1"}})
+    model = {"pooling": {"@layers": f"spacy_bert_tasks.{pooling}_pooling.v1"}, "dense_tanh": dense_tanh}
+    nlp = make_pipeline(tiny_encoder, model=model)
     examples = make_examples(nlp, [(LONG_TEXT, POS, None), (SINGLE_DATA[2][0], NEG, None)])
     nlp.initialize(lambda: examples)
     nlp.update(examples, sgd=Adam(0.001))
@@ -328,6 +329,8 @@ def test_long_doc_is_read_in_windows(tiny_encoder, pooling):
     n_pieces = sum(doc._.trf_data.wordpieces.lengths)
     assert n_pieces > 512 and doc._.trf_data.model_output.last_hidden_state.shape[0] > 1
     assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
+    assert nlp.get_pipe("bert_textcat").model.get_ref("head_input").name == ("dense_tanh" if dense_tanh else "softmax")
+    assert nlp.get_pipe("bert_textcat").predict([nlp.make_doc("")]).shape == (1, 2)
 
 
 def test_source_into_another_pipeline(trained):

@@ -1,0 +1,69 @@
+"""What the text classification benchmarks share: GLUE TSVs, subsamples, encoders.
+
+Not part of the package; imported by ``bench/textcat_parity.py`` and ``bench/textcat_speed.py``.
+"""
+import csv
+import random
+from pathlib import Path
+from typing import List, NamedTuple, Optional
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+POSITIVE = "1"  # GLUE's label for a positive review (SST-2) and a paraphrase (MRPC)
+
+
+class Item(NamedTuple):
+    text: str
+    pair: Optional[str]
+    label: str
+
+
+def read_glue(task: str, split: str, data_dir: Path = DATA) -> List[Item]:
+    """SST-2 or MRPC from GLUE's TSVs, read in place.
+
+    The TSVs hold bare quotes (read with ``csv.QUOTE_NONE``); MRPC starts with
+    a UTF-8 BOM; both have a header line.
+    """
+    path = Path(data_dir) / task / f"{split}.tsv"
+    with path.open(encoding="utf-8-sig", newline="") as file_:
+        rows = list(csv.reader(file_, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header, rows = rows[0], rows[1:]
+    if task == "sst2":
+        if header[:2] != ["sentence", "label"]:
+            raise ValueError(f"{path}: expected the header 'sentence<TAB>label', got {header}")
+        return [Item(row[0].strip(), None, row[1]) for row in rows]
+    if task == "mrpc":
+        if header[0] != "Quality" or len(header) != 5:
+            raise ValueError(f"{path}: expected MRPC's header 'Quality, #1 ID, #2 ID, #1 String, #2 String', got {header}")
+        return [Item(row[3].strip(), row[4].strip(), row[0]) for row in rows]
+    raise ValueError(f"Unknown task {task!r}: use sst2 or mrpc.")
+
+
+def subsample(items: List, n: int, seed: int) -> List:
+    """``n`` items drawn without replacement (all of them when n <= 0), in a seeded order."""
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items if n <= 0 else items[:n]
+
+
+def make_encoder(items: List[Item], workdir: Path, name: str, size: str, vocab_size: int = 8000) -> Path:
+    """An encoder made by ``spacy-bert-tasks init-encoder`` on the items' texts (random weights)."""
+    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
+
+    output = Path(workdir) / f"encoder-{name}-{size}"
+    if (output / "config.json").exists():
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text_file = Path(workdir) / f"{name}-train-text.txt"
+    lines = [item.text for item in items] + [item.pair for item in items if item.pair]
+    text_file.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return init_encoder([text_file], output, size=size, vocab_size=vocab_size, max_positions=512)
+
+
+def accuracy_and_f1(gold: List[str], predicted: List[str], positive: str = POSITIVE) -> tuple:
+    """Accuracy and the positive class's F1, both in percent."""
+    tp = sum(g == p == positive for g, p in zip(gold, predicted))
+    fp = sum(p == positive != g for g, p in zip(gold, predicted))
+    fn = sum(g == positive != p for g, p in zip(gold, predicted))
+    accuracy = 100.0 * sum(g == p for g, p in zip(gold, predicted)) / max(len(gold), 1)
+    f1 = 100.0 * 2 * tp / max(2 * tp + fp + fn, 1)
+    return accuracy, f1
