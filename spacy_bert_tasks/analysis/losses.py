@@ -1,9 +1,12 @@
 """A pipeline's loss on examples, measured without training.
 
 The loss of a pipeline on a batch is the sum, over its heads, of the head's
-``get_loss(examples, scores)`` on the output of ``model.predict``: the same
-number ``nlp.update`` reports, but with dropout off and no weight or optimiser
-state touched. The loss on a dataset is the mean over its batches.
+``get_loss(examples, scores)`` on the output of its thinc ``model.predict``
+(the scores ``begin_update`` gives in training, not the component's decoded
+``predict``): the number ``nlp.update`` reports, but with dropout off and no
+weight or optimiser state touched. The encoders and other components run as
+in ``nlp.pipe``; the heads' own annotations are not set (no head reads
+another's). The loss on a dataset is the mean over its batches.
 """
 import random
 from pathlib import Path
@@ -47,11 +50,11 @@ def pipeline_loss(
         docs = [eg.predicted.copy() for eg in batch]
         for name, proc in nlp.pipeline:
             if name in heads:
-                scores = proc.predict(docs)
+                # the model's raw output, as in training (a component's predict may decode it)
+                scores = proc.model.predict(docs)
                 egs = [Example(doc, eg.reference) for doc, eg in zip(docs, batch)]
                 loss, _ = proc.get_loss(egs, scores)
                 totals[name] += float(loss)
-                proc.set_annotations(docs, scores)
             elif hasattr(proc, "pipe"):
                 docs = list(proc.pipe(docs, batch_size=len(docs)))
             else:

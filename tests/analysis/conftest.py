@@ -37,11 +37,12 @@ EVERY = 4
 
 class _TestTextcat(BertTaskPipe):
     def predict(self, docs):
-        return self.model.predict(docs)
+        # decoded, like bert_ner's: the loss must be taken on model.predict instead
+        return self.model.predict(docs).argmax(axis=1)
 
-    def set_annotations(self, docs, scores):
-        for doc, row in zip(docs, scores):
-            doc.cats = {label: float(v) for label, v in zip(self.labels, row)}
+    def set_annotations(self, docs, best):
+        for doc, i in zip(docs, best):
+            doc.cats = {label: float(j == i) for j, label in enumerate(self.labels)}
 
     def get_loss(self, examples, scores):
         truth = numpy.asarray(
