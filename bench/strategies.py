@@ -10,6 +10,7 @@ fine-tuning on the ``small`` encoder size (the target is >= 2x).
 """
 import argparse
 import random
+import shlex
 import shutil
 import statistics
 import sys
@@ -212,7 +213,7 @@ def main() -> None:
         full, frozen = result["full"], result["frozen (layer -1)"]
         print(f"\nspeed on the '{args.speed_size}' encoder, SST-2 batches of {args.batch_size}: full {full:.2f} updates/s, "
               f"frozen {frozen:.2f} updates/s, frozen / full = {frozen / full:.2f}x (target >= 2x)")
-    print(f"\nreproduce: nice -n 10 python bench/strategies.py {' '.join(sys.argv[1:])}")
+    print(f"\nreproduce: nice -n 10 python bench/strategies.py {shlex.join(sys.argv[1:])}")
     shutil.rmtree(folder)
 
 
