@@ -12,14 +12,16 @@ else:  # pragma: no cover
     tomllib = pytest.importorskip("tomli")
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+# Entry-point group -> registry. Layers and optimizers live in thinc's registries.
 REGISTRIES = {
     "spacy_architectures": "architectures",
-    "spacy_layers": "layers",
+    "thinc_layers": "layers",
     "spacy_readers": "readers",
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
     "spacy_callbacks": "callbacks",
     "spacy_loggers": "loggers",
+    "thinc_optimizers": "optimizers",
 }
 
 
@@ -46,7 +48,9 @@ def test_entry_point_resolves(group, name, target):
 
         assert Language.has_factory(name)
     else:
-        assert getattr(registry, REGISTRIES[group]).get(name) is loaded
+        reg = getattr(registry, REGISTRIES[group])
+        assert reg.entry_point_namespace == group
+        assert reg.get(name) is loaded
         assert name.startswith("spacy_bert_tasks.") and name.rsplit(".", 1)[-1].startswith("v")
 
 
