@@ -23,7 +23,7 @@ from . import plots
 from .drift import weight_drift
 from .landscape import interpolate, landscape_2d, project, random_direction, sharpness, trajectory_directions
 from .losses import read_examples
-from .params import Weights, encoder_pipe_names, get_weights, head_pipe_names, load_weights, set_weights
+from .params import Weights, encoder_pipe_names, get_weights, head_pipe_names, load_weights, norm, set_weights, subtract
 from .training import read_training_log
 
 ANALYSES = ("drift", "interpolation", "landscape", "sharpness", "trajectory")
@@ -206,8 +206,13 @@ def _name(splits: Dict[str, list], surface: list) -> str:
 def _trajectory(nlp: Language, theta1: Weights, checkpoints: List[Path], examples, grid_size: int, batch_size: int, progress: bool) -> dict:
     weights = [load_weights(path) for path in checkpoints]
     d1, d2, explained = trajectory_directions(weights, theta1)
-    points = [project(w, theta1, d1, d2) for w in weights] + [(0.0, 0.0)]
-    steps = [int(re.sub(r"\D", "", p.stem) or 0) for p in checkpoints] + ["final"]
+    points = [project(w, theta1, d1, d2) for w in weights]
+    steps: List[Union[int, str]] = [int(re.sub(r"\D", "", p.stem) or 0) for p in checkpoints]
+    if norm(subtract(weights[-1], theta1)) == 0.0:
+        steps[-1] = f"{steps[-1]} (final)"  # the last checkpoint is θ1 itself
+    else:
+        points.append((0.0, 0.0))
+        steps.append("final")
     px, py = [p[0] for p in points], [p[1] for p in points]
     pad_x, pad_y = 0.2 * (max(px) - min(px) or 1.0), 0.2 * (max(py) - min(py) or 1.0)
     xs = numpy.linspace(min(px) - pad_x, max(px) + pad_x, grid_size).tolist()
