@@ -23,6 +23,7 @@ import logging
 import os
 import warnings
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -30,7 +31,7 @@ import numpy
 import torch
 from spacy.tokens import Doc, Span
 from spacy.util import registry
-from spacy_transformers.data_classes import FullTransformerBatch, HFObjects, WordpieceBatch
+from spacy_transformers.data_classes import FullTransformerBatch, HFObjects, TransformerData, WordpieceBatch
 from spacy_transformers.layers.transformer_model import TransformerModel
 from thinc.api import Model, get_torch_default_device, torch2xp, xp2torch
 from thinc.types import Ragged
@@ -202,7 +203,7 @@ def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullT
     model_output = ModelOutput(last_hidden_state=hidden)
     if hidden_layers is not None:
         model_output["hidden_layers"] = hidden_layers
-    output = FullTransformerBatch(
+    output = EncoderBatch(
         spans=windows.spans, wordpieces=windows.wordpieces, model_output=model_output, align=windows.align
     )
 
@@ -230,51 +231,232 @@ def run_transformer(
     frozen: bool,
     output_hidden_states: bool,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Run the network over windows sorted by length, in chunks of similar length.
+    """Run the network over the windows with little padding.
+
+    Where the network allows it (see ``packing_position_offset``), windows
+    are packed side by side into rows as long as the longest one, each
+    attending only to itself and counting its own positions from 0: the
+    outputs are those of separate windows, and a batch of short texts costs
+    about what its pieces cost. Other networks run windows sorted by length,
+    in chunks of similar length.
 
     RETURNS: the last hidden states, (n_windows, seq_len, width), in input order,
         and, when asked for, every layer's states, (n_windows, n_layers + 1, seq_len, width).
     """
     transformer.train(is_train)
+    run = _run_chunks
+    position_offset = packing_position_offset(transformer)
+    if position_offset is not None:
+        run = partial(_run_packed, position_offset=position_offset)
+    grad_mode = torch.inference_mode() if (frozen or not is_train) else nullcontext()
+    with grad_mode:
+        return run(transformer, wordpieces, max_batch_tokens=max_batch_tokens, output_hidden_states=output_hidden_states)
+
+
+# Networks whose windows can be packed into one row: they take a 3D attention
+# mask and explicit absolute position ids (RoBERTa's count from pad_token_id + 1).
+_PACKING_POSITION_START = {"bert": 0, "electra": 0, "roberta": None, "xlm-roberta": None, "camembert": None}
+
+
+def packing_position_offset(transformer: torch.nn.Module) -> Optional[int]:
+    """The first position id of a packed window, or None where packing is not safe."""
+    config = transformer.config
+    if config.model_type not in _PACKING_POSITION_START:
+        return None
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return None
+    start = _PACKING_POSITION_START[config.model_type]
+    return start if start is not None else config.pad_token_id + 1
+
+
+def _run_packed(
+    transformer: torch.nn.Module,
+    wordpieces: WordpieceBatch,
+    *,
+    max_batch_tokens: int,
+    output_hidden_states: bool,
+    position_offset: int,
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    device = next(transformer.parameters()).device
+    lengths = numpy.asarray(wordpieces.lengths, dtype="int64")
+    n_windows, seq_len = wordpieces.input_ids.shape
+    row_of, offset_of, n_rows = _pack_windows(lengths)
+    width = int(lengths.max()) if n_windows else 0
+    # Every piece of every window: its window and position, and its row and column once packed.
+    window = numpy.repeat(numpy.arange(n_windows), lengths)
+    position = _ranges(lengths)
+    row, column = row_of[window], offset_of[window] + position
+    input_ids = numpy.full((n_rows, width), transformer.config.pad_token_id or 0, dtype="int64")
+    input_ids[row, column] = wordpieces.input_ids[window, position]
+    token_types = numpy.zeros((n_rows, width), dtype="int64")
+    if wordpieces.token_type_ids is not None:
+        token_types[row, column] = wordpieces.token_type_ids[window, position]
+    positions = numpy.zeros((n_rows, width), dtype="int64")
+    positions[row, column] = position + position_offset
+    segment = numpy.full((n_rows, width), -1, dtype="int64")
+    segment[row, column] = window
+    outputs, layer_outputs = [], []
+    rows_per_call = max(1, max_batch_tokens // max(width, 1))
+    for start in range(0, n_rows, rows_per_call):
+        rows = slice(start, start + rows_per_call)
+        # (rows, width, width): a piece sees the pieces of its own window (padding sees padding).
+        attention = segment[rows, :, None] == segment[rows, None, :]
+        kwargs = {
+            "input_ids": torch.as_tensor(input_ids[rows], device=device),
+            "attention_mask": torch.as_tensor(attention, dtype=torch.float32, device=device),
+            "position_ids": torch.as_tensor(positions[rows], device=device),
+        }
+        if wordpieces.token_type_ids is not None:
+            kwargs["token_type_ids"] = torch.as_tensor(token_types[rows], device=device)
+        out = transformer(**kwargs, output_hidden_states=output_hidden_states, return_dict=True)
+        outputs.append(out.last_hidden_state)  # (rows, width, hidden)
+        if output_hidden_states:
+            layer_outputs.append(torch.stack(out.hidden_states, dim=1))  # (rows, n_layers + 1, width, hidden)
+    src_row = torch.as_tensor(row, device=device)
+    src_col = torch.as_tensor(column, device=device)
+    dst = torch.as_tensor(window * seq_len + position, device=device)
+    packed = torch.cat(outputs)
+    hidden = packed.new_zeros((n_windows * seq_len, packed.shape[-1]))
+    hidden = hidden.index_copy(0, dst, packed[src_row, src_col]).view(n_windows, seq_len, -1)
+    layers = None
+    if output_hidden_states:
+        packed_layers = torch.cat(layer_outputs)
+        n_layers = packed_layers.shape[1]
+        layers = packed_layers.new_zeros((n_windows * seq_len, n_layers, packed.shape[-1]))
+        layers = layers.index_copy(0, dst, packed_layers[src_row, :, src_col])
+        layers = layers.view(n_windows, seq_len, n_layers, -1).transpose(1, 2).contiguous()
+    return hidden, layers
+
+
+def _pack_windows(lengths: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray, int]:
+    """First-fit decreasing: put windows into rows as long as the longest window.
+
+    RETURNS (Tuple[ndarray, ndarray, int]): each window's row and offset in
+        that row, and the number of rows.
+    """
+    width = int(lengths.max()) if len(lengths) else 0
+    row_of = numpy.zeros((len(lengths),), dtype="int64")
+    offset_of = numpy.zeros((len(lengths),), dtype="int64")
+    free = numpy.zeros((len(lengths),), dtype="int64")  # room left in each row opened so far
+    n_rows = 0
+    for i in numpy.argsort(-lengths, kind="stable"):
+        fits = numpy.flatnonzero(free[:n_rows] >= lengths[i])
+        row = int(fits[0]) if len(fits) else n_rows
+        if row == n_rows:
+            free[row] = width
+            n_rows += 1
+        row_of[i], offset_of[i] = row, width - free[row]
+        free[row] -= lengths[i]
+    return row_of, offset_of, n_rows
+
+
+def _run_chunks(
+    transformer: torch.nn.Module,
+    wordpieces: WordpieceBatch,
+    *,
+    max_batch_tokens: int,
+    output_hidden_states: bool,
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     device = next(transformer.parameters()).device
     lengths = numpy.asarray(wordpieces.lengths, dtype="i")
     n_windows, seq_len = wordpieces.input_ids.shape
     order = numpy.argsort(-lengths, kind="stable")
-    grad_mode = torch.inference_mode() if (frozen or not is_train) else nullcontext()
     chunks, layer_chunks = [], []
-    with grad_mode:
-        for chunk in _length_chunks(lengths[order], max_batch_tokens):
-            rows = order[chunk]
-            width = int(lengths[rows].max()) if len(rows) else 0
-            kwargs = {
-                "input_ids": xp2torch(wordpieces.input_ids[rows, :width], device=device),
-                "attention_mask": xp2torch(wordpieces.attention_mask[rows, :width], device=device),
-            }
-            if wordpieces.token_type_ids is not None:
-                kwargs["token_type_ids"] = xp2torch(wordpieces.token_type_ids[rows, :width], device=device)
-            out = transformer(**kwargs, output_hidden_states=output_hidden_states, return_dict=True)
-            pad = seq_len - width
-            # (chunk, width, hidden) -> (chunk, seq_len, hidden)
-            chunks.append(torch.nn.functional.pad(out.last_hidden_state, (0, 0, 0, pad)))
-            if output_hidden_states:
-                stacked = torch.stack(out.hidden_states, dim=1)  # (chunk, n_layers + 1, width, hidden)
-                layer_chunks.append(torch.nn.functional.pad(stacked, (0, 0, 0, pad)))
-        inverse = torch.as_tensor(numpy.argsort(order), device=device)
-        hidden = torch.cat(chunks)[inverse]
-        layers = torch.cat(layer_chunks)[inverse] if output_hidden_states else None
+    for chunk in _length_chunks(lengths[order], max_batch_tokens, chunk_overhead(transformer)):
+        rows = order[chunk]
+        width = int(lengths[rows].max()) if len(rows) else 0
+        kwargs = {
+            "input_ids": xp2torch(wordpieces.input_ids[rows, :width], device=device),
+            "attention_mask": xp2torch(wordpieces.attention_mask[rows, :width], device=device),
+        }
+        if wordpieces.token_type_ids is not None:
+            kwargs["token_type_ids"] = xp2torch(wordpieces.token_type_ids[rows, :width], device=device)
+        out = transformer(**kwargs, output_hidden_states=output_hidden_states, return_dict=True)
+        pad = seq_len - width
+        # (chunk, width, hidden) -> (chunk, seq_len, hidden)
+        chunks.append(torch.nn.functional.pad(out.last_hidden_state, (0, 0, 0, pad)))
+        if output_hidden_states:
+            stacked = torch.stack(out.hidden_states, dim=1)  # (chunk, n_layers + 1, width, hidden)
+            layer_chunks.append(torch.nn.functional.pad(stacked, (0, 0, 0, pad)))
+    inverse = torch.as_tensor(numpy.argsort(order), device=device)
+    hidden = torch.cat(chunks)[inverse]
+    layers = torch.cat(layer_chunks)[inverse] if output_hidden_states else None
     return hidden, layers
 
 
-def _length_chunks(sorted_lengths: numpy.ndarray, max_batch_tokens: int) -> List[slice]:
-    """Cut lengths sorted longest first into slices of at most ``max_batch_tokens`` padded pieces."""
+def chunk_overhead(transformer: torch.nn.Module) -> int:
+    """The fixed cost of one forward call, in padded pieces of this network.
+
+    A call costs about the same whatever the width (op dispatch, reading the
+    weights), while a piece costs in proportion to ``hidden_size ** 2``; on
+    CPU a call is worth about 256 pieces at width 128 and 16 at width 512.
+    """
+    config = transformer.config
+    width = getattr(config, "hidden_size", None) or getattr(config, "dim", None) or 768
+    return int(min(max(2**22 // (width * width), 8), 1024))
+
+
+def _length_chunks(sorted_lengths: numpy.ndarray, max_batch_tokens: int, overhead: int = 64) -> List[slice]:
+    """Cut lengths sorted longest first into chunks of similar length.
+
+    Chooses the cuts that minimise the padded pieces computed plus
+    ``overhead`` pieces per chunk (see ``chunk_overhead``), with at most
+    ``max_batch_tokens`` padded pieces in a chunk (a longer window goes
+    alone). A batch of short and long texts thus runs as a few chunks
+    instead of padding every text to the longest.
+    """
+    widths = numpy.maximum(numpy.asarray(sorted_lengths, dtype="int64"), 1)
+    n = len(widths)
+    # best[j]: least cost of the first j windows; cut[j]: where their last chunk starts.
+    best = numpy.zeros((n + 1,), dtype="float64")
+    cut = numpy.zeros((n + 1,), dtype="int64")
+    for j in range(1, n + 1):
+        starts = numpy.arange(j)
+        padded = widths[:j] * (j - starts)  # chunk i..j-1 is padded to widths[i]
+        cost = best[:j] + overhead + padded
+        cost[(padded > max_batch_tokens) & (starts < j - 1)] = numpy.inf
+        cut[j] = int(cost.argmin())
+        best[j] = cost[cut[j]]
     chunks = []
-    start = 0
-    while start < len(sorted_lengths):
-        width = max(int(sorted_lengths[start]), 1)
-        size = max(1, max_batch_tokens // width)
-        chunks.append(slice(start, start + size))
-        start += size
-    return chunks
+    j = n
+    while j > 0:
+        chunks.append(slice(int(cut[j]), j))
+        j = int(cut[j])
+    return chunks[::-1]
+
+
+class EncoderBatch(FullTransformerBatch):
+    """``FullTransformerBatch`` with a fast split per doc.
+
+    Each doc's alignment rows are contiguous and its windows consecutive, so
+    the split needs only the docs' lengths, not spacy-transformers' lookup of
+    every token (which costs more than a tiny encoder's forward pass).
+    """
+
+    def split_by_doc(self) -> List[TransformerData]:
+        outputs: Dict[str, Any] = {}
+        for key, value in self.model_output.items():
+            if isinstance(value, torch.Tensor):
+                outputs[key] = torch2xp(value)
+        seq_len = self.wordpieces.input_ids.shape[1] if len(self.wordpieces.lengths) else 0
+        doc_data = []
+        window = row = 0
+        for doc_spans in self.spans:
+            if not doc_spans:
+                doc_data.append(TransformerData.empty())
+                continue
+            n_windows, n_tokens = len(doc_spans), len(doc_spans[0].doc)
+            align = self.align[row : row + n_tokens]
+            align.data = align.data - window * seq_len
+            model_output = ModelOutput()
+            for key, value in outputs.items():
+                model_output[key] = value[window : window + n_windows]
+            doc_data.append(
+                TransformerData(wordpieces=self.wordpieces[window : window + n_windows], model_output=model_output, align=align)
+            )
+            window += n_windows
+            row += n_tokens
+        return doc_data
 
 
 class WindowBatch:
@@ -300,6 +482,7 @@ def encode_windows(tokenizer: Any, docs: Sequence[Doc], settings: Dict[str, Any]
                         return_attention_mask=False, return_token_type_ids=False)
     extras, extra_first = _extra_segments(tokenizer, docs, settings)
     use_types = "token_type_ids" in tokenizer.model_input_names
+    layouts = {pair: _SpecialLayout(tokenizer, pair) for pair in (False, True)}
 
     spans: List[List[Span]] = []
     seq_ids: List[List[int]] = []
@@ -312,8 +495,8 @@ def encode_windows(tokenizer: Any, docs: Sequence[Doc], settings: Dict[str, Any]
         if len(doc) == 0:
             spans.append([])
             continue
-        n_special = tokenizer.num_special_tokens_to_add(pair=extra is not None)
-        room = max_length - n_special - (len(extra) if extra is not None else 0)
+        layout = layouts[extra is not None]
+        room = max_length - layout.n_special - (len(extra) if extra is not None else 0)
         step = room - min(stride, room // 2)
         first_tok, last_tok = _piece_tokens(doc, offsets)
         doc_spans = []
@@ -329,11 +512,12 @@ def encode_windows(tokenizer: Any, docs: Sequence[Doc], settings: Dict[str, Any]
                 a, b = extra, window
             else:
                 a, b = window, extra
-            input_ids = tokenizer.build_inputs_with_special_tokens(a, b)
-            doc_pos = _segment_positions(tokenizer, len(a), None if b is None else len(b), second=b is window)
+            input_ids, token_types, b_start = layout.build(a, b)
             seq_ids.append(input_ids)
             if use_types:
-                seq_types.append(tokenizer.create_token_type_ids_from_sequences(a, b))
+                seq_types.append(token_types)
+            doc_start = b_start if b is window else len(layout.prefix)
+            doc_pos = numpy.arange(doc_start, doc_start + len(window))
             # A piece may straddle tokens (e.g. "do|n't"): align it to each of them.
             lo, hi = first_tok[start:end], last_tok[start:end]
             reps = numpy.maximum(hi - lo + 1, 0)
@@ -405,21 +589,41 @@ def _extra_segments(
     return extras, first
 
 
-def _segment_positions(tokenizer: Any, len_a: int, len_b: Optional[int], second: bool) -> numpy.ndarray:
-    """Positions of one segment's pieces once the special tokens are added.
+class _SpecialLayout:
+    """Where a tokenizer's template puts its special tokens around one or two segments.
 
-    Placeholder ids (-1 for the first segment, -2 for the second) mark where
-    the tokenizer's template puts each segment, for any BERT-family layout.
+    Read once per batch from placeholder segments (-1 for the first, -2 for
+    the second), for any BERT-family layout, instead of asking the tokenizer
+    for every window.
     """
-    marked = tokenizer.build_inputs_with_special_tokens([-1] * len_a, None if len_b is None else [-2] * len_b)
-    return numpy.flatnonzero(numpy.asarray(marked) == (-2 if second else -1))
+
+    def __init__(self, tokenizer: Any, pair: bool):
+        a, b = [-1], [-2] if pair else None
+        marked = list(tokenizer.build_inputs_with_special_tokens(a, b))
+        types = list(tokenizer.create_token_type_ids_from_sequences(a, b))
+        i = marked.index(-1)
+        j = marked.index(-2) if pair else len(marked)
+        self.prefix, self.middle, self.suffix = marked[:i], marked[i + 1 : j], marked[j + 1 :]
+        self.prefix_types, self.middle_types = types[:i], types[i + 1 : j]
+        self.suffix_types = types[j + 1 :]
+        self.a_type, self.b_type = types[i], types[j] if pair else 0
+        self.n_special = len(marked) - (2 if pair else 1)
+
+    def build(self, a: List[int], b: Optional[List[int]]) -> Tuple[List[int], List[int], int]:
+        """The ids and segment ids of ``[specials] a [specials] b [specials]``, and where b starts."""
+        b = b or []
+        ids = self.prefix + a + self.middle + b + self.suffix
+        types = (
+            self.prefix_types + [self.a_type] * len(a) + self.middle_types + [self.b_type] * len(b) + self.suffix_types
+        )
+        return ids, types, len(self.prefix) + len(a) + len(self.middle)
 
 
 def _piece_tokens(doc: Doc, offsets: Sequence[Tuple[int, int]]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """For each piece, the first and last doc token its characters overlap (-1/-2 for none)."""
     if len(offsets) == 0:
         return numpy.zeros((0,), dtype="i"), numpy.zeros((0,), dtype="i")
-    token_starts = numpy.asarray([token.idx for token in doc], dtype="i")
+    token_starts = doc.to_array("IDX").astype("i")
     offsets_arr = numpy.asarray(offsets, dtype="i").reshape(-1, 2)
     starts, ends = offsets_arr[:, 0], offsets_arr[:, 1]
     first = numpy.searchsorted(token_starts, starts, side="right") - 1
