@@ -140,10 +140,13 @@ def plot_comparison(runs: Dict[str, Dict[str, object]], path: Union[str, Path], 
     for i, (label, run) in enumerate(runs.items()):
         log = run.get("log") or []
         steps = [row["step"] for row in log]
-        ax_loss.plot(steps, [sum(row["losses"].values()) for row in log], "-o", markersize=3, color=f"C{i}", label=label)
+        # spaCy sums the losses since the last evaluation: divide by the steps they cover
+        spans = [max(step - prev, 1) for step, prev in zip(steps, [0] + steps[:-1])]
+        per_step = [sum(row["losses"].values()) / span for row, span in zip(log, spans)]
+        ax_loss.plot(steps, per_step, "-o", markersize=3, color=f"C{i}", label=label)
         ax_score.plot(steps, [row["score"] for row in log], "-o", markersize=3, color=f"C{i}", label=label)
     ax_loss.set_xlabel("training step")
-    ax_loss.set_ylabel("training loss (summed since the last evaluation)")
+    ax_loss.set_ylabel("training loss (mean per step since the last evaluation)")
     ax_loss.set_yscale("log")
     ax_loss.set_title("Training loss")
     ax_loss.legend()
