@@ -1,0 +1,84 @@
+"""What the NER benchmarks share: CoNLL-2003 loading, encoders, the baselines' models.
+
+Not part of the package; imported by ``bench/ner_parity.py`` and ``bench/ner_speed.py``.
+"""
+import random
+from pathlib import Path
+from typing import List, Sequence
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
+
+
+def read_conll(path: Path) -> List[Doc]:
+    """One doc per sentence, ``doc.ents`` from the IOB2 tags (the package's converter)."""
+    from spacy_bert_tasks.corpus.conll import convert_conll
+
+    docs, _ = convert_conll(Path(path), spacy.blank("en"))
+    return docs
+
+
+def subsample(items: List, n: int, seed: int) -> List:
+    """``n`` items drawn without replacement (all of them when n <= 0), in a seeded order."""
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items if n <= 0 else items[:n]
+
+
+def make_encoder(train: Sequence[Doc], workdir: Path, size: str, vocab_size: int = 8000) -> Path:
+    """An encoder made by ``spacy-bert-tasks init-encoder`` on the training sentences (random weights)."""
+    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
+
+    output = workdir / f"encoder-{size}"
+    if (output / "config.json").exists():
+        return output
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = workdir / "conll_train.txt"
+    text.write_text("\n".join(doc.text for doc in train) + "\n", encoding="utf8")
+    return init_encoder([text], output, size=size, vocab_size=vocab_size, max_positions=512)
+
+
+def encoder_command(workdir: Path, size: str, vocab_size: int = 8000) -> str:
+    return (f"spacy-bert-tasks init-encoder {workdir / 'conll_train.txt'} --output {workdir / f'encoder-{size}'} "
+            f"--size {size} --vocab-size {vocab_size}")
+
+
+def entity_labels(docs: Sequence[Doc]) -> List[str]:
+    return sorted({ent.label_ for doc in docs for ent in doc.ents})
+
+
+def iob2_tags(labels: Sequence[str]) -> List[str]:
+    """The tag list in bert_ner's order: O, then B-X, I-X per label."""
+    return ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
+
+
+def make_ner_pipeline(encoder: Path, labels: Sequence[str], **encoder_settings) -> Language:
+    """A blank pipeline with ``transformer`` + ``bert_ner``, initialised (head weights fresh)."""
+    nlp = spacy.blank("en")
+    model = {"@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(encoder), **encoder_settings}
+    nlp.add_pipe("transformer", config={"model": model})
+    ner = nlp.add_pipe("bert_ner")
+    for label in labels:
+        ner.add_label(label)
+    nlp.initialize()
+    return nlp
+
+
+def save_token_classifier(encoder: Path, tags: Sequence[str], output: Path, seed: int = 0) -> Path:
+    """A ``BertForTokenClassification`` folder from the encoder's weights (classifier fresh)."""
+    import torch
+    from transformers import AutoTokenizer, BertForTokenClassification
+
+    if (output / "config.json").exists():
+        return output
+    torch.manual_seed(seed)
+    model = BertForTokenClassification.from_pretrained(
+        encoder, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
+        use_safetensors=True,
+    )
+    model.save_pretrained(output, safe_serialization=True)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(output)
+    return output

@@ -1,0 +1,210 @@
+"""Accuracy parity: bert_ner against a plain PyTorch ``BertForTokenClassification`` on CoNLL-2003.
+
+Both systems start from the same encoder folder, see the same training
+sentences in the same batches (``--batch-size`` sentences, seeded order), take
+the same number of updates with the same learning rate (linear warm-up over
+10% of the steps, then linear decay), weight decay 0.01, gradient clipping at
+1.0 and dropout 0.1 before the classifier:
+
+- (a) ours: ``transformer`` + ``bert_ner`` trained with ``nlp.update``
+  (thinc Adam), first-piece alignment;
+- (b) Hugging Face: ``BertForTokenClassification`` (a fresh classifier on the
+  same encoder weights) trained with ``torch.optim.AdamW``; labels on each
+  word's first piece, -100 elsewhere.
+
+Both are scored on the CoNLL-2003 valid sentences with the same function,
+spaCy's entity scorer (exact spans and labels, micro-averaged). (b)'s tags
+are the per-word argmax read as spans the conlleval way (an ``I-X`` that
+opens an entity starts one); ours are printed with Viterbi decoding (the
+default) and with the same argmax reading.
+
+The encoder is made with ``spacy-bert-tasks init-encoder`` on the training
+sentences: random weights, no MLM pretraining (the machine is small), so the
+absolute F1 is far below a pretrained BERT's; the comparison is what counts.
+
+Run: nice -n 10 python bench/ner_parity.py --size tiny --steps 800 --lr 1e-3
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy
+import torch
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import fix_random_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ner_common import (  # noqa: E402
+    CONLL, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
+    save_token_classifier, subsample,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=CONLL)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ner_bench"))
+    parser.add_argument("--size", default="tiny")
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--train-sentences", type=int, default=0, help="0: all 14,041")
+    parser.add_argument("--dev-sentences", type=int, default=0, help="0: all 3,250")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def batches(train: List[Doc], args) -> List[List[Doc]]:
+    """``args.steps`` batches: seeded passes over the training sentences."""
+    out: List[List[Doc]] = []
+    epoch = 0
+    while len(out) < args.steps:
+        order = subsample(train, 0, seed=args.seed + epoch)
+        out.extend(order[i : i + args.batch_size] for i in range(0, len(order) - args.batch_size + 1, args.batch_size))
+        epoch += 1
+    return out[: args.steps]
+
+
+def copy_tokens(doc: Doc, vocab) -> Doc:
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+
+def train_ours(encoder: Path, labels: List[str], plan: List[List[Doc]], args):
+    from thinc.api import Adam, warmup_linear
+
+    fix_random_seed(args.seed)
+    nlp = make_ner_pipeline(encoder, labels)
+    schedule = warmup_linear(args.lr, warmup_steps=args.steps // 10, total_steps=args.steps)
+    optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False)
+    for batch in plan:
+        examples = [
+            Example.from_dict(copy_tokens(doc, nlp.vocab), {"entities": [(e.start_char, e.end_char, e.label_) for e in doc.ents]})
+            for doc in batch
+        ]
+        nlp.update(examples, sgd=optimizer, drop=0.1)
+        optimizer.step_schedules()
+    return nlp
+
+
+def train_hf(classifier: Path, tags: List[str], plan: List[List[Doc]], args):
+    from transformers import AutoTokenizer, BertForTokenClassification, get_linear_schedule_with_warmup
+
+    torch.manual_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(classifier)
+    model = BertForTokenClassification.from_pretrained(classifier, use_safetensors=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, eps=1e-8)
+    scheduler = get_linear_schedule_with_warmup(optimizer, args.steps // 10, args.steps)
+    index = {tag: i for i, tag in enumerate(tags)}
+    model.train()
+    for batch in plan:
+        encoded = tokenizer([[t.text for t in doc] for doc in batch], is_split_into_words=True, padding=True,
+                            return_tensors="pt")
+        label_ids = torch.full_like(encoded["input_ids"], -100)
+        for i, doc in enumerate(batch):
+            gold = [index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for t in doc]
+            previous = None
+            for position, word in enumerate(encoded.word_ids(i)):
+                if word is not None and word != previous:
+                    label_ids[i, position] = gold[word]
+                previous = word
+        loss = model(**encoded, labels=label_ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    return tokenizer, model.eval()
+
+
+def hf_predict(tokenizer, model, docs: Sequence[Doc], tags: List[str]) -> List[numpy.ndarray]:
+    """Per doc, the (n_words, n_tags) probabilities at each word's first piece."""
+    out: List[numpy.ndarray] = [None] * len(docs)
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            rows = order[start : start + 64]
+            encoded = tokenizer([[t.text for t in docs[i]] for i in rows], is_split_into_words=True, padding=True,
+                                return_tensors="pt")
+            probs = model(**encoded).logits.softmax(-1).numpy()
+            for r, i in enumerate(rows):
+                first = {}
+                for position, word in enumerate(encoded.word_ids(r)):
+                    if word is not None and word not in first:
+                        first[word] = position
+                doc_probs = numpy.zeros((len(docs[i]), len(tags)), dtype="f")
+                doc_probs[:, 0] = 1.0  # a word with no piece is O
+                for word, position in first.items():
+                    doc_probs[word] = probs[r, position]
+                out[i] = doc_probs
+    return out
+
+
+def with_ents(doc: Doc, path: numpy.ndarray, tags: List[str]) -> Doc:
+    """A copy of ``doc``'s tokens with the entities of a valid IOB2 path."""
+    from spacy_bert_tasks.tagging import tags_to_spans
+
+    predicted = copy_tokens(doc, doc.vocab)
+    predicted.ents = [Span(predicted, s, e, label=label) for s, e, label in tags_to_spans([tags[i] for i in path], "iob2")]
+    return predicted
+
+
+def score(predicted: List[Doc], gold: List[Doc]) -> dict:
+    return get_ner_prf([Example(p, g) for p, g in zip(predicted, gold)])
+
+
+def main() -> None:
+    from spacy_bert_tasks.tagging import argmax_repair
+
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    train = read_conll(args.data / "train.txt")
+    dev = read_conll(args.data / "valid.txt")
+    if args.dev_sentences > 0:
+        dev = dev[: args.dev_sentences]
+    encoder = make_encoder(train, args.workdir, args.size)
+    train = subsample(train, args.train_sentences, seed=args.seed)
+    labels = entity_labels(train)
+    tags = iob2_tags(labels)
+    classifier = save_token_classifier(encoder, tags, args.workdir / f"classifier-{args.size}", seed=args.seed)
+    plan = batches(train, args)
+    print(f"{args.size} encoder, random weights ({encoder_command(args.workdir, args.size)})")
+    print(f"{args.steps} updates of {args.batch_size} sentences from {len(train)} training sentences, lr {args.lr}; "
+          f"dev: {len(dev)} valid sentences, {sum(len(d.ents) for d in dev)} entities")
+
+    start = time.perf_counter()
+    nlp = train_ours(encoder, labels, plan, args)
+    ours_time = time.perf_counter() - start
+    ner = nlp.get_pipe("bert_ner")
+    ours_viterbi = score(list(nlp.pipe((copy_tokens(doc, nlp.vocab) for doc in dev), batch_size=64)), dev)
+    ner.cfg["decoding"] = "argmax"
+    ours_argmax = score(list(nlp.pipe((copy_tokens(doc, nlp.vocab) for doc in dev), batch_size=64)), dev)
+
+    start = time.perf_counter()
+    tokenizer, model = train_hf(classifier, tags, plan, args)
+    hf_time = time.perf_counter() - start
+    hf_probs = hf_predict(tokenizer, model, dev, tags)
+    hf_scores = score([with_ents(doc, argmax_repair(p, tags), tags) for doc, p in zip(dev, hf_probs)], dev)
+
+    rows = [("ours, viterbi (default)", ours_viterbi, ours_time), ("ours, argmax", ours_argmax, ours_time),
+            ("HF BertForTokenClassification", hf_scores, hf_time)]
+    print(f"\n{'system':<32}{'P':>8}{'R':>8}{'F1':>8}   train wall s")
+    for name, scores, seconds in rows:
+        print(f"{name:<32}{scores['ents_p'] * 100:8.2f}{scores['ents_r'] * 100:8.2f}{scores['ents_f'] * 100:8.2f}   {seconds:.0f}")
+    gap = (ours_viterbi["ents_f"] - hf_scores["ents_f"]) * 100
+    print(f"\nours (viterbi) - HF: {gap:+.2f} F1 points   (target: >= -1.0)")
+    print(f"ours (argmax) - HF: {(ours_argmax['ents_f'] - hf_scores['ents_f']) * 100:+.2f} F1 points")
+    per_type = "  ".join(f"{label} {ours_viterbi['ents_per_type'][label]['f'] * 100:.1f}/"
+                         f"{hf_scores['ents_per_type'].get(label, {'f': 0.0})['f'] * 100:.1f}" for label in labels)
+    print(f"per type F1, ours/HF: {per_type}")
+    print(f"\nReproduce: nice -n 10 python bench/ner_parity.py --size {args.size} --steps {args.steps} --lr {args.lr} "
+          f"--batch-size {args.batch_size} --train-sentences {args.train_sentences} --dev-sentences {args.dev_sentences} "
+          f"--threads {args.threads} --seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()
