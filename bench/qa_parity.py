@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--n-best-size", type=int, default=20)
     parser.add_argument("--max-answer-length", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -184,7 +184,7 @@ def train_hf(encoder: Path, plan: List[List[Question]], dev: List[Question], arg
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
     train_s = time.perf_counter() - start
     model.eval()
     predictions = []

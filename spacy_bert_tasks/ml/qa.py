@@ -227,7 +227,7 @@ def decode_spans(
     n_windows, seq_len, _ = logits.shape
     first_tok, last_tok = piece_tokens(align, n_windows, seq_len)
     first_tok, last_tok = first_tok.reshape(n_windows, seq_len), last_tok.reshape(n_windows, seq_len)
-    best: Dict[Tuple[int, int], float] = {}
+    span_starts, span_ends, span_scores = [], [], []
     for w in range(n_windows):
         positions = numpy.flatnonzero(last_tok[w] >= 0)
         if len(positions) == 0:
@@ -236,15 +236,19 @@ def decode_spans(
         ends = positions[numpy.argsort(-logits[w, positions, 1], kind="stable")[:n_best_size]]
         scores = logits[w, starts, 0][:, None] + logits[w, ends, 1][None, :]  # (n_starts, n_ends)
         length = ends[None, :] - starts[:, None] + 1
-        valid = (length >= 1) & (length <= max_answer_length)
-        for a, b in zip(*numpy.nonzero(valid)):
-            key = (int(first_tok[w, starts[a]]), int(last_tok[w, ends[b]]))
-            score = float(scores[a, b])
-            if score > best.get(key, -numpy.inf):
-                best[key] = score
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:n_best_size]
+        a, b = numpy.nonzero((length >= 1) & (length <= max_answer_length))
+        span_starts.append(first_tok[w, starts[a]])
+        span_ends.append(last_tok[w, ends[b]])
+        span_scores.append(scores[a, b])
     null_score = float((logits[:, 0, 0] + logits[:, 0, 1]).min())
-    return [SpanCandidate(s, e, score) for (s, e), score in ranked], null_score
+    if not span_scores:
+        return [], null_score
+    starts, ends, scores = (numpy.concatenate(x) for x in (span_starts, span_ends, span_scores))
+    order = numpy.argsort(-scores, kind="stable")
+    # The first (best) occurrence of each token span, in score order.
+    _, first = numpy.unique(starts[order].astype("int64") * (len(align.lengths) + 1) + ends[order], return_index=True)
+    best = order[numpy.sort(first)][:n_best_size]
+    return [SpanCandidate(int(starts[i]), int(ends[i]), float(scores[i])) for i in best], null_score
 
 
 def _to_numpy(array) -> numpy.ndarray:

@@ -25,7 +25,7 @@ still listed, and the group's ``attrs["unanswerable"]`` is True.
 Docs without a question get no answer, add no loss and are left untouched, so
 QA data can be mixed with other tasks' data.
 """
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -163,8 +163,8 @@ class BertQA(BertTaskPipe):
                         "(`spacy_bert_tasks.extensions.copy_inputs(reference, predicted)`)."
                     )
                 continue
-            gold = _gold_span(eg)
-            if gold is False:
+            has_gold, gold = _gold_span(eg)
+            if not has_gold:
                 continue
             n_windows, seq_len, _ = doc_scores.logits.shape
             logits.append(doc_scores.logits)
@@ -191,19 +191,21 @@ class BertQA(BertTaskPipe):
         raise NotImplementedError("bert_qa has no labels: answers are spans of the context.")
 
 
-def _gold_span(eg: Example) -> Union[None, bool, Tuple[int, int]]:
-    """The gold answer as (first, last) predicted-doc token; None: unanswerable; False: no gold."""
+def _gold_span(eg: Example) -> Tuple[bool, Optional[Tuple[int, int]]]:
+    """Whether the example has gold, and the answer's first and last predicted-doc token.
+
+    The span is None for an unanswerable question. Spans are carried across by
+    character offsets, widened to whole tokens, without whitespace tokens.
+    """
     group = eg.reference.spans.get(ANSWERS_KEY)
     if group is None:
-        return False
+        return False, None
     if len(group) == 0:
-        return None if group.attrs.get(UNANSWERABLE) else False
+        return bool(group.attrs.get(UNANSWERABLE)), None
     span = group[0]
     predicted = eg.predicted.char_span(span.start_char, span.end_char, alignment_mode="expand")
-    if predicted is None:
-        return False
-    tokens = [t.i for t in predicted if not t.is_space]
-    return (tokens[0], tokens[-1]) if tokens else False
+    tokens = [t.i for t in predicted if not t.is_space] if predicted is not None else []
+    return (True, (tokens[0], tokens[-1])) if tokens else (False, None)
 
 
 def answer_questions(

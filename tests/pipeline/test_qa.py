@@ -5,6 +5,7 @@ questions and reused; ``make_nlp`` and ``tiny_encoder`` come from conftest.py.
 """
 import pickle
 import warnings
+from pathlib import Path
 
 import numpy
 import pytest
@@ -16,6 +17,8 @@ from spacy.training import Example
 from spacy_bert_tasks import answer_questions
 from spacy_bert_tasks.ml.qa import decode_spans, piece_tokens, span_loss, window_targets
 from spacy_bert_tasks.pipeline.qa import BertQA
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "qa.cfg"
 
 # (context, question, answer or None)
 TRAIN_DATA = [
@@ -244,7 +247,7 @@ def test_context_of_3000_tokens_answer_in_last_window(make_nlp):
     eg = make_example(nlp, context, "What did Chen Wei praise?", "Initech")
     assert len(eg.predicted) >= 3000
     optimizer = nlp.initialize(lambda: [eg])
-    for _ in range(12):
+    for _ in range(8):
         nlp.update([eg], sgd=optimizer)
     doc = nlp(ask(nlp, context, "What did Chen Wei praise?"))
     data = doc._.trf_data
@@ -280,6 +283,20 @@ def test_shared_encoder_is_stored_once(make_nlp, tmp_path):
         joint.add_pipe(factory)
     joint.initialize(lambda: examples(joint))
     assert disk_size(joint, "joint") <= 1.1 * disk_size(single, "single")
+
+
+def test_config_has_the_run_qa_settings(tiny_encoder):
+    overrides = {"paths.encoder": str(tiny_encoder), "paths.train": "train.spacy", "paths.dev": "dev.spacy"}
+    config = spacy.util.load_config(CONFIG, overrides=overrides, interpolate=True)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["transformer", "bert_qa"]
+    settings = nlp.get_pipe("transformer").model.attrs
+    assert (settings["max_length"], settings["stride"], settings["max_question_length"]) == (384, 128, 64)
+    qa = nlp.get_pipe("bert_qa")
+    assert (qa.n_best_size, qa.max_answer_length, qa.null_score_diff_threshold) == (20, 30, 0.0)
+    schedule = config["training"]["optimizer"]["learn_rate"]
+    assert schedule["initial_rate"] == 3e-5 and schedule["warmup_steps"] > 0
+    assert config["corpora"]["train"]["@readers"] == "spacy_bert_tasks.Corpus.v1"
 
 
 # Array code, without a model.
