@@ -35,7 +35,7 @@ from spacy_transformers.data_classes import FullTransformerBatch, HFObjects, Tra
 from spacy_transformers.layers.transformer_model import TransformerModel
 from thinc.api import Model, get_torch_default_device, torch2xp, xp2torch
 from thinc.types import Ragged
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
 logger = logging.getLogger(__name__)
@@ -259,7 +259,13 @@ _PACKING_POSITION_START = {"bert": 0, "electra": 0, "roberta": None, "xlm-robert
 
 
 def packing_position_offset(transformer: torch.nn.Module) -> Optional[int]:
-    """The first position id of a packed window, or None where packing is not safe."""
+    """The first position id of a packed window, or None where packing is not safe.
+
+    Only a plain Hugging Face network is packed: a wrapper (prefix tuning, say)
+    may build its own attention mask from the 2D one.
+    """
+    if not isinstance(transformer, PreTrainedModel):
+        return None
     config = transformer.config
     if config.model_type not in _PACKING_POSITION_START:
         return None
