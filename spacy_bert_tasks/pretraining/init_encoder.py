@@ -125,3 +125,89 @@ def init_encoder(
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+def find_domain_words(
+    lines: Iterable[str],
+    tokenizer,
+    *,
+    max_words: int,
+    min_count: int = 20,
+    min_pieces: int = 3,
+) -> List[str]:
+    """Frequent words that the tokenizer splits into many pieces, best first.
+
+    Words are what the tokenizer's own normalizer and pre-tokenizer make of the text.
+    A word qualifies if it holds a letter, occurs ``min_count`` times or more and
+    takes ``min_pieces`` pieces or more; words are ranked by the pieces they would
+    save, count * (pieces - 1).
+
+    lines (Iterable[str]): the domain text.
+    tokenizer (PreTrainedTokenizerFast): the encoder's tokenizer.
+    RETURNS (List[str]): up to ``max_words`` words, in normalised form.
+    """
+    from collections import Counter
+
+    backend = tokenizer.backend_tokenizer
+    counts: Counter = Counter()
+    for line in lines:
+        text = backend.normalizer.normalize_str(line) if backend.normalizer else line
+        pieces = backend.pre_tokenizer.pre_tokenize_str(text) if backend.pre_tokenizer else [(text, None)]
+        counts.update(word for word, _ in pieces)
+    vocab = tokenizer.get_vocab()
+    frequent = [
+        word for word, count in counts.items()
+        if count >= min_count and word not in vocab and any(char.isalpha() for char in word)
+    ]
+    if not frequent:
+        return []
+    encodings = tokenizer(frequent, add_special_tokens=False)["input_ids"]
+    ranked = sorted(
+        (-counts[word] * (len(ids) - 1), word)  # most pieces saved first, then alphabetical
+        for word, ids in zip(frequent, encodings)
+        if len(ids) >= min_pieces
+    )
+    return [word for _, word in ranked[:max_words]]
+
+
+def extend_wordpiece_vocabulary(tokenizer, words: List[str]):
+    """A copy of a WordPiece tokenizer with ``words`` added to its vocabulary.
+
+    The words become ordinary word-initial vocabulary entries (ids after the existing
+    ones), so WordPiece's longest-match rule uses them inside longer words as well.
+    Resize the model's embeddings to ``len(new_tokenizer)`` after this.
+
+    tokenizer (PreTrainedTokenizerFast): a tokenizer whose model is WordPiece.
+    words (List[str]): normalised words, as from ``find_domain_words``.
+    RETURNS (PreTrainedTokenizerFast): the extended tokenizer.
+    """
+    import json
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    if state["model"]["type"] != "WordPiece":
+        raise ValueError(
+            f"Extending the vocabulary works for WordPiece tokenizers (BERT, DistilBERT, ELECTRA); "
+            f"this one is {state['model']['type']}. Leave the vocabulary as it is for this encoder."
+        )
+    vocab = state["model"]["vocab"]
+    if len(tokenizer) != len(vocab):
+        raise ValueError(
+            f"The tokenizer has {len(tokenizer) - len(vocab)} added tokens outside its WordPiece "
+            "vocabulary; new words would clash with their ids. Extend a tokenizer without added tokens."
+        )
+    for word in words:
+        if word not in vocab:
+            vocab[word] = len(vocab)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tokenizer.save_pretrained(tmp_dir)
+        Path(tmp_dir, "tokenizer.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf8")
+        vocab_file = Path(tmp_dir, "vocab.txt")
+        if vocab_file.exists():
+            by_id = sorted(vocab, key=vocab.__getitem__)
+            vocab_file.write_text("".join(f"{token}\n" for token in by_id), encoding="utf8")
+        extended = AutoTokenizer.from_pretrained(tmp_dir)
+        extended.name_or_path = tokenizer.name_or_path
+    return extended

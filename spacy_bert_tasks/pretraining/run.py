@@ -1,0 +1,433 @@
+"""The MLM run: ``pretrain()`` adapts an encoder to domain text, or pretrains one from scratch.
+
+It puts the room's pieces together: a starting encoder (a local folder, or a fresh
+one from ``init_encoder``), optionally a vocabulary extended with domain words, the
+tokenised and cached text cut into sequences, a masking collator, the
+masked-positions MLM model, and Hugging Face ``Trainer`` for the loop (checkpoints,
+resume, accumulation, mixed precision, ``torchrun``/``accelerate``). The held-out
+text is masked once with a fixed seed, so the perplexity before and after training
+is measured on the same masks.
+"""
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+
+from .collators import (
+    MaskingCollator,
+    NextSentenceCollator,
+    SpanMaskingCollator,
+    WholeWordMaskingCollator,
+    mask_once,
+)
+from .init_encoder import ENCODER_SIZES, extend_wordpiece_vocabulary, find_domain_words, init_encoder
+from .model import extend_embeddings, load_pretraining_model, save_encoder
+from .text import (
+    LAYOUTS,
+    SentenceChunkDataset,
+    TokenizedText,
+    load_tokenized,
+    pack_documents,
+    read_documents,
+    split_documents,
+    split_lines,
+)
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES = {"mlm": MaskingCollator, "wwm": WholeWordMaskingCollator, "span": SpanMaskingCollator}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+METRICS_FILE = "pretrain_metrics.json"
+START_FILE = "pretrain_start.json"
+INIT_DIR = "init-encoder"
+
+PathLike = Union[str, Path]
+
+
+class PretrainingTrainer(Trainer):
+    """Trainer that logs perplexity, exp(held-out MLM loss), beside the loss."""
+
+    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        if "eval_loss" in logs:
+            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+        super().log(logs, start_time)
+
+
+def pretrain(
+    texts: Sequence[PathLike],
+    output_dir: PathLike,
+    *,
+    encoder: Optional[PathLike] = None,
+    size: Optional[str] = None,
+    objective: str = "mlm",
+    nsp: bool = False,
+    max_steps: Optional[int] = None,
+    epochs: float = 1.0,
+    resume: bool = False,
+    overwrite: bool = False,
+    max_seq_length: int = 128,
+    line_by_line: bool = False,
+    layout: str = "auto",
+    eval_fraction: float = 0.05,
+    eval_texts: Optional[Sequence[PathLike]] = None,
+    mlm_probability: float = 0.15,
+    mask_replace_prob: float = 0.8,
+    random_replace_prob: float = 0.1,
+    max_predictions_per_seq: Optional[int] = None,
+    span_p: float = 0.2,
+    max_span_length: int = 10,
+    extend_vocab: int = 0,
+    extend_vocab_min_count: int = 20,
+    extend_vocab_min_pieces: int = 3,
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    batch_size: int = 32,
+    eval_batch_size: Optional[int] = None,
+    grad_accum: int = 1,
+    learning_rate: float = 1e-4,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.06,
+    scheduler: str = "linear",
+    precision: str = "auto",
+    logging_steps: int = 50,
+    eval_steps: Optional[int] = None,
+    save_steps: int = 500,
+    save_total_limit: Optional[int] = 2,
+    seed: int = 0,
+    num_workers: int = 0,
+    with_head: bool = False,
+    checkpoint_dir: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+    report_to: str = "none",
+    show_progress: bool = True,
+    callbacks: Optional[List[TrainerCallback]] = None,
+) -> Dict[str, Any]:
+    """Continue MLM pretraining of an encoder on raw text, or pretrain one from scratch.
+
+    texts (Sequence[Path]): text files, one document per line or paragraphs with a
+        blank line between documents.
+    output_dir (Path): where the final encoder (plain Hugging Face folder, safetensors,
+        tokenizer) and ``pretrain_metrics.json`` go.
+    encoder (Optional[Path]): a local encoder folder to adapt. Give this or ``size``.
+    size (Optional[str]): tiny, mini, small or base: a fresh BERT whose WordPiece
+        vocabulary (``vocab_size``, ``lowercase``) is trained on ``texts``.
+    objective (str): "mlm" (pieces), "wwm" (whole words) or "span" (SpanBERT spans).
+    nsp (bool): add next-sentence prediction (BERT encoders).
+    max_steps (Optional[int]): optimiser steps; None trains for ``epochs``.
+    resume (bool): continue from the last checkpoint in ``checkpoint_dir``.
+    overwrite (bool): delete earlier checkpoints and start again.
+    max_seq_length (int): pieces per sequence, [CLS] and [SEP] included.
+    line_by_line (bool): one sequence per line instead of packing documents.
+    eval_fraction (float): fraction of documents held out, if ``eval_texts`` is not given.
+    eval_texts (Optional[Sequence[Path]]): held-out text files.
+    extend_vocab (int): add up to this many frequent domain words that the tokenizer
+        splits into ``extend_vocab_min_pieces`` or more pieces (WordPiece only).
+    with_head (bool): write the MLM model rather than the bare encoder.
+    checkpoint_dir (Optional[Path]): Trainer's folder; default ``output_dir/checkpoints``.
+    cache_dir (Optional[Path]): tokenised texts; default ``checkpoint_dir/cache``.
+    callbacks (Optional[List[TrainerCallback]]): more Trainer callbacks.
+    The other settings are Trainer's (``precision``: auto picks bf16 or fp16 on a GPU
+    that has it, fp32 on CPU).
+    RETURNS (Dict[str, Any]): the metrics also written to ``pretrain_metrics.json``.
+    """
+    if (encoder is None) == (size is None):
+        raise ValueError("Give either an encoder folder to adapt (--encoder) or a size to start from scratch (--size).")
+    if size is not None and size not in ENCODER_SIZES:
+        raise ValueError(f"Unknown encoder size '{size}'. Choose one of: {', '.join(ENCODER_SIZES)}.")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"Unknown objective '{objective}'. Choose one of: {', '.join(OBJECTIVES)}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{precision}'. Choose one of: {', '.join(PRECISIONS)}.")
+    if layout not in LAYOUTS:
+        raise ValueError(f"Unknown text layout '{layout}'. Choose one of: {', '.join(LAYOUTS)}.")
+    if not texts:
+        raise ValueError("No text files given. Pass at least one plain-text file.")
+    texts = [Path(path) for path in texts]
+    eval_texts = [Path(path) for path in eval_texts] if eval_texts else []
+    for path in [*texts, *eval_texts]:
+        if not path.is_file():
+            raise FileNotFoundError(f"Text file not found: {path}. Pass an existing plain-text file.")
+    output_dir = Path(output_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else output_dir / "checkpoints"
+    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint_dir / "cache"
+
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=max_steps if max_steps else -1,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=eval_batch_size or batch_size,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        lr_scheduler_type=scheduler,
+        logging_steps=logging_steps,
+        eval_strategy="steps",
+        eval_steps=eval_steps or save_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        report_to=[] if report_to == "none" else [report_to],
+        disable_tqdm=not show_progress,
+        remove_unused_columns=False,  # keep word_start for the collators
+        prediction_loss_only=True,
+        label_names=["labels"],
+        ddp_find_unused_parameters=False,
+        save_safetensors=True,
+        # Without a GPU, processes from torchrun/accelerate train on CPU with gloo.
+        use_cpu=_launched_processes() > 1 and not torch.cuda.is_available(),
+        **_precision_flags(precision),
+    )
+    if _launched_processes() > 1 and args.world_size == 1:
+        # Each process would otherwise train alone and write the same output.
+        raise ValueError(
+            f"Launched as {_launched_processes()} processes, but Trainer set up no distributed training. "
+            "Check the launcher's settings (torchrun --nproc_per_node, accelerate config)."
+        )
+    is_main = args.process_index == 0
+    last_checkpoint = _check_checkpoints(checkpoint_dir, resume=resume, overwrite=overwrite, is_main=is_main)
+
+    with args.main_process_first(desc="preparing the encoder and the text"):
+        n_docs = [len(read_documents(path, layout)) for path in texts]  # clear errors for bad files, early
+        if size is not None:
+            encoder = _fresh_encoder(
+                texts, checkpoint_dir / INIT_DIR, size=size, vocab_size=vocab_size, lowercase=lowercase,
+                max_positions=max(512, max_seq_length), seed=seed, log=is_main,
+            )
+        encoder = Path(encoder)
+        if not (encoder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"No encoder in {encoder} (config.json missing). Pass a local Hugging Face folder "
+                "with config.json, model.safetensors and a tokenizer, or --size to start from scratch."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
+        model, loading = load_pretraining_model(encoder, nsp=nsp)
+        if is_main:
+            loading.log()
+        _check_length(max_seq_length, model.config, encoder)
+        train_docs, eval_docs = (
+            (np.arange(sum(n_docs)), np.zeros(0, np.int64)) if eval_texts
+            else split_documents(sum(n_docs), eval_fraction, seed)
+        )
+        added_words: List[str] = []
+        if extend_vocab:
+            tokenizer, added_words = _extend_vocabulary(
+                model, tokenizer, texts, train_docs, layout=layout, max_words=extend_vocab,
+                min_count=extend_vocab_min_count, min_pieces=extend_vocab_min_pieces, log=is_main,
+            )
+        text = TokenizedText.concat([load_tokenized(p, tokenizer, layout=layout, cache_dir=cache_dir) for p in texts])
+        if eval_texts:
+            held_out = TokenizedText.concat(
+                [load_tokenized(p, tokenizer, layout=layout, cache_dir=cache_dir) for p in eval_texts]
+            )
+            eval_docs = np.arange(held_out.n_docs)
+        else:
+            held_out = text
+
+    masker = OBJECTIVES[objective](
+        tokenizer,
+        mlm_probability=mlm_probability,
+        mask_replace_prob=mask_replace_prob,
+        random_replace_prob=random_replace_prob,
+        max_predictions_per_seq=max_predictions_per_seq,
+        pad_to_multiple_of=8 if torch.cuda.is_available() else None,
+        **({"span_p": span_p, "max_span_length": max_span_length} if objective == "span" else {}),
+    )
+    train_dataset, collator, eval_dataset = _make_datasets(
+        text, train_docs, held_out, eval_docs, tokenizer, masker,
+        nsp=nsp, line_by_line=line_by_line, max_seq_length=max_seq_length, seed=seed,
+    )
+    if len(train_dataset) == 0:
+        raise ValueError(f"No training sequences in {', '.join(map(str, texts))}: the texts are all held out or empty.")
+    if eval_dataset is None:
+        args.eval_strategy = IntervalStrategy.NO
+    if is_main:
+        logger.info(
+            "%d training %s, %d held-out sequences; objective %s%s",
+            len(train_dataset), "sentence chunks" if nsp else "sequences",
+            len(eval_dataset or []), objective, " + NSP" if nsp else "",
+        )
+
+    trainer = PretrainingTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    start = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
+    result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
+    end = trainer.evaluate() if eval_dataset is not None else {}
+
+    metrics: Dict[str, Any] = {
+        "encoder": str(encoder),
+        "from_scratch": size is not None,
+        "size": size,
+        "objective": objective,
+        "nsp": nsp,
+        "max_seq_length": max_seq_length,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "resumed_from": last_checkpoint.name if last_checkpoint else None,
+        "train_loss": result.training_loss,
+        "train_sequences": len(train_dataset),
+        "eval_sequences": len(eval_dataset or []),
+        "eval_loss_before": start.get("eval_loss"),
+        "eval_loss_after": end.get("eval_loss"),
+        "perplexity_before": start.get("eval_perplexity"),
+        "perplexity_after": end.get("eval_perplexity"),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "processes": args.world_size,
+        "loading": loading.to_dict(),
+        "vocab_added": added_words,
+        "output": str(output_dir),
+        "with_head": with_head,
+    }
+    if metrics["perplexity_before"] and metrics["perplexity_after"] is not None:
+        metrics["perplexity_change"] = metrics["perplexity_after"] / metrics["perplexity_before"] - 1.0
+    if trainer.is_world_process_zero():
+        save_encoder(trainer.model, tokenizer, output_dir, with_head=with_head)
+        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+        logger.info("Wrote the encoder and %s to %s", METRICS_FILE, output_dir)
+    return metrics
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), infinite rather than an overflow."""
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def _fresh_encoder(texts, init_dir: Path, *, size: str, vocab_size: int, lowercase: bool,
+                   max_positions: int, seed: int, log: bool) -> Path:
+    """A fresh BERT from ``init_encoder``, made once per run and reused on resume."""
+    if not (init_dir / "config.json").exists():
+        if log:
+            logger.info("Training a %d-piece vocabulary on %d file(s) for a fresh %s BERT", vocab_size, len(texts), size)
+        init_encoder(texts, init_dir, size=size, vocab_size=vocab_size, lowercase=lowercase,
+                     max_positions=max_positions, seed=seed)
+    return init_dir
+
+
+def _make_datasets(text, train_docs, held_out, eval_docs, tokenizer, masker, *, nsp, line_by_line, max_seq_length, seed):
+    """Training examples and their collator, and the held-out sequences masked once (or None)."""
+    ids = {"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id}
+    make_sequences = split_lines if line_by_line else pack_documents
+    if nsp:
+        train_dataset = SentenceChunkDataset(text, train_docs, max_seq_length=max_seq_length)
+        collator = NextSentenceCollator(masker, train_dataset)
+    else:
+        train_dataset = make_sequences(text, train_docs, max_seq_length=max_seq_length, **ids)
+        collator = masker
+    eval_dataset = None
+    if len(eval_docs):
+        # Held-out text is always plain sequences, so its loss is the MLM loss alone.
+        eval_sequences = make_sequences(held_out, eval_docs, max_seq_length=max_seq_length, **ids)
+        eval_dataset = mask_once(eval_sequences, masker, seed=seed) if len(eval_sequences) else None
+    return train_dataset, collator, eval_dataset
+
+
+def _launched_processes() -> int:
+    """How many processes torchrun or accelerate started (WORLD_SIZE), 1 without a launcher."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _precision_flags(precision: str) -> Dict[str, bool]:
+    if precision == "auto":
+        if torch.cuda.is_available():
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _check_checkpoints(checkpoint_dir: Path, *, resume: bool, overwrite: bool, is_main: bool) -> Optional[Path]:
+    """The checkpoint to resume from, after refusing to mix a new run with an old one."""
+    if overwrite:
+        if is_main and checkpoint_dir.is_dir():
+            _remove_run(checkpoint_dir)
+        return None
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    if last is not None and not resume:
+        raise ValueError(
+            f"{checkpoint_dir} holds checkpoints of an earlier run (last: {Path(last).name}). "
+            "Pass --resume to continue it, or --overwrite to start again."
+        )
+    if resume and last is None and is_main:
+        logger.info("No checkpoint in %s to resume from; starting from the beginning", checkpoint_dir)
+    return Path(last) if last else None
+
+
+def _remove_run(checkpoint_dir: Path) -> None:
+    """Delete an earlier run's checkpoints and fresh encoder; keep the tokenised cache."""
+    for path in checkpoint_dir.glob("checkpoint-*"):
+        shutil.rmtree(path)
+    for name in (INIT_DIR, START_FILE):
+        path = checkpoint_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _check_length(max_seq_length: int, config, encoder: Path) -> None:
+    limit = getattr(config, "max_position_embeddings", None)
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit = limit - 2 if limit else limit  # positions start after the padding index
+    if limit is not None and max_seq_length > limit:
+        raise ValueError(
+            f"--max-seq-length {max_seq_length} is longer than the {limit} positions of the encoder in "
+            f"{encoder}. Pass --max-seq-length {limit} or less."
+        )
+
+
+def _extend_vocabulary(model, tokenizer, texts, train_docs, *, layout, max_words, min_count, min_pieces, log):
+    """Add frequent, much-split words of the training documents to tokenizer and model."""
+    keep = set(train_docs.tolist())
+    lines, offset = [], 0
+    for path in texts:
+        docs = read_documents(path, layout)
+        lines.extend(line for i, doc in enumerate(docs) if offset + i in keep for line in doc)
+        offset += len(docs)
+    words = find_domain_words(lines, tokenizer, max_words=max_words, min_count=min_count, min_pieces=min_pieces)
+    if not words:
+        if log:
+            logger.info("No word occurs %d times and splits into %d pieces; the vocabulary stays as it is", min_count, min_pieces)
+        return tokenizer, []
+    pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
+    extended = extend_wordpiece_vocabulary(tokenizer, words)
+    extend_embeddings(model, pieces)
+    if log:
+        logger.info(
+            "Added %d domain words to the vocabulary (%d -> %d), each started as the mean of its pieces: %s",
+            len(words), len(tokenizer), len(extended), ", ".join(words[:20]) + (" ..." if len(words) > 20 else ""),
+        )
+    return extended, words
+
+
+def _start_metrics(trainer: Trainer, checkpoint_dir: Path, *, resuming: bool, is_main: bool) -> Dict[str, float]:
+    """Held-out loss of the starting model, measured once and kept for resumed runs."""
+    path = checkpoint_dir / START_FILE
+    if resuming and path.exists():
+        return json.loads(path.read_text(encoding="utf8"))
+    if trainer.eval_dataset is None:
+        return {}
+    start = trainer.evaluate()
+    if is_main:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(start, indent=2) + "\n", encoding="utf8")
+    return start

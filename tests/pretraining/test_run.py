@@ -1,0 +1,144 @@
+"""The pretrain command end to end: CLI, from scratch, resume after a kill, bad input, torchrun."""
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from transformers import TrainerCallback
+from typer.testing import CliRunner
+
+from spacy_bert_tasks.cli import app
+from spacy_bert_tasks.pretraining import text as text_module
+from spacy_bert_tasks.pretraining.run import pretrain
+
+runner = CliRunner()
+FAST = ["--batch-size", "8", "--max-seq-length", "64", "--save-steps", "2", "--eval-steps", "100", "--no-progress"]
+
+
+def flat(output: str) -> str:
+    """CLI output with wasabi's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def test_cli_adapts_an_encoder(tmp_path, tiny_encoder, sample_text_file):
+    from transformers import AutoModel, AutoTokenizer
+
+    domain = tmp_path / "domain.txt"
+    domain_lines = ["Phosphorylation of Stnn19a in olfactory neurons was measured."] * 40
+    domain.write_text(sample_text_file.read_text() + "\n".join(domain_lines) + "\n", encoding="utf8")
+    out = tmp_path / "adapted"
+    result = runner.invoke(app, [
+        "pretrain", str(domain), "--encoder", str(tiny_encoder), "--output", str(out),
+        "--max-steps", "3", "--objective", "wwm", "--extend-vocab", "5", "--extend-vocab-min-count", "5",
+        "--lr", "1e-3", *FAST,
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "pretrain_metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["objective"] == "wwm"
+    assert metrics["perplexity_before"] > 1 and metrics["perplexity_after"] > 1
+    assert metrics["loading"]["n_loaded"] > 0 and "cls.predictions.bias" in metrics["loading"]["newly_initialised"]
+    assert 0 < len(metrics["vocab_added"]) <= 5
+    # A plain Hugging Face folder for paths.encoder.
+    assert (out / "model.safetensors").exists()
+    model, info = AutoModel.from_pretrained(out, output_loading_info=True)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert info["missing_keys"] == [] and len(tokenizer) == model.config.vocab_size
+    assert tokenizer.tokenize(metrics["vocab_added"][0]) == [metrics["vocab_added"][0]]
+
+
+def test_cli_from_scratch_with_nsp_and_spans(tmp_path, sample_text_file):
+    from transformers import AutoModel
+
+    held_out = tmp_path / "held-out.txt"
+    held_out.write_text("\n".join(sample_text_file.read_text().splitlines()[:40]) + "\n", encoding="utf8")
+    out = tmp_path / "scratch"
+    result = runner.invoke(app, [
+        "pretrain", str(sample_text_file), "--size", "tiny", "--vocab-size", "300", "--output", str(out),
+        "--max-steps", "2", "--nsp", "--objective", "span", "--with-head", "--eval-file", str(held_out), *FAST,
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "pretrain_metrics.json").read_text())
+    assert metrics["from_scratch"] and metrics["nsp"] and metrics["steps"] == 2
+    assert metrics["eval_sequences"] > 0 and metrics["perplexity_after"] is not None  # on --eval-file
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    assert AutoModel.from_pretrained(out).config.vocab_size <= 300
+
+
+class KillAtStep5(TrainerCallback):
+    """SIGKILL the process mid-way: after step 5, with checkpoints at steps 2 and 4."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+RESUMABLE = {"max_steps": 8, "save_steps": 2, "eval_steps": 100, "batch_size": 8, "max_seq_length": 64, "show_progress": False}
+
+
+def _run_and_get_killed(text, out, encoder):
+    pretrain([text], out, encoder=encoder, callbacks=[KillAtStep5()], **RESUMABLE)
+
+
+def test_resume_after_a_kill(tmp_path, tiny_encoder, sample_text_file, monkeypatch):
+    out = tmp_path / "killed"
+    # A forked child shares the imports, so the test does not pay for them twice.
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_and_get_killed, args=(sample_text_file, out, tiny_encoder)
+    )
+    child.start()
+    child.join(timeout=600)
+    assert child.exitcode == -signal.SIGKILL
+    checkpoints = sorted(path.name for path in (out / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-4"]
+    assert not (out / "pretrain_metrics.json").exists()
+    # Without --resume the old run is not silently mixed with a new one.
+    result = runner.invoke(app, ["pretrain", str(sample_text_file), "--encoder", str(tiny_encoder),
+                                 "--output", str(out), "--max-steps", "8"])
+    assert result.exit_code == 1 and "--resume" in flat(result.output)
+    # The resumed run reads the tokenised text from the cache and ends at the same step.
+    monkeypatch.setattr(text_module, "tokenize_documents", lambda *a, **k: pytest.fail("tokenised again"))
+    metrics = pretrain([sample_text_file], out, encoder=tiny_encoder, resume=True, **RESUMABLE)
+    assert metrics["resumed_from"] == "checkpoint-4"
+    assert metrics["steps"] == 8
+    state = json.loads((out / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8
+    assert metrics["perplexity_before"] is not None  # measured before the kill, kept
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("content,message", [(b"", "holds no text"), (b"\xff\xfe bad bytes\n", "not UTF-8")])
+def test_bad_input_is_named(tmp_path, tiny_encoder, content, message):
+    path = tmp_path / "domain.txt"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["pretrain", str(path), "--encoder", str(tiny_encoder), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert message in flat(result.output) and str(path) in flat(result.output)
+
+
+def test_bad_options(tmp_path, tiny_encoder, sample_text_file):
+    base = ["pretrain", str(sample_text_file), "--output", str(tmp_path / "o")]
+    result = runner.invoke(app, [*base, "--encoder", str(tiny_encoder), "--size", "tiny"])
+    assert result.exit_code == 1 and "either" in flat(result.output)
+    result = runner.invoke(app, [*base, "--encoder", str(tiny_encoder), "--objective", "bogus"])
+    assert result.exit_code == 1 and "mlm, wwm, span" in flat(result.output)
+    result = runner.invoke(app, [*base, "--encoder", str(tiny_encoder), "--max-seq-length", "4096"])
+    assert result.exit_code == 1 and "--max-seq-length 512 or less" in flat(result.output)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path, tiny_encoder, sample_text_file):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "spacy_bert_tasks",
+        "pretrain", str(sample_text_file), "--encoder", str(tiny_encoder), "--output", str(out),
+        "--max-steps", "4", "--batch-size", "4", "--max-seq-length", "64", "--save-steps", "2", "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.loads((out / "pretrain_metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["steps"] == 4
+    assert metrics["perplexity_after"] is not None
