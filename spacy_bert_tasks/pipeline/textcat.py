@@ -27,8 +27,7 @@ from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Config, Model
 from thinc.types import Floats2d
 
-from .. import ml  # noqa: F401  (registers the listener and pooling layers)
-from ..ml import textcat as _textcat_model  # noqa: F401  (registers spacy_bert_tasks.TextCat.v1)
+from ..ml import textcat as _textcat_model  # noqa: F401  (registers TextCat.v1, the listener, pooling)
 from .base import BertTaskPipe
 
 DEFAULT_MODEL_CONFIG = """
@@ -108,13 +107,18 @@ def score_bert_cats(
 ) -> Dict[str, Any]:
     """spaCy's ``cats_*`` scores, with the component's mode and threshold.
 
+    Docs whose gold ``cats`` are empty are not annotated for this task (as in
+    a joint corpus's NER docs) and are left out; spaCy's scorer would count
+    their predicted class as a false positive.
+
     labels (Sequence[str]): the labels to score; others in the gold data are ignored.
     multi_label (bool): score each label on its own (at ``threshold``) or the top class.
     positive_label (Optional[str]): for two exclusive classes, make ``cats_score``
         that label's F-score instead of the macro F.
     """
+    annotated = [eg for eg in examples if eg.reference.cats]
     return Scorer.score_cats(
-        examples, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
+        annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
     )
 
 

@@ -177,6 +177,16 @@ def test_evaluate_gives_cats_scores(trained, mode):
     assert set(scores["cats_f_per_type"]) == set(nlp.get_pipe("bert_textcat").labels)
 
 
+def test_unannotated_docs_are_not_scored(trained):
+    """A joint corpus's docs without cats (e.g. NER docs) leave the cats_* scores as they are."""
+    nlp, _ = trained["single"]
+    examples = make_examples(nlp, SINGLE_DATA)
+    unannotated = [Example(nlp.make_doc("Alice Smith visited Paris."), nlp.make_doc("Alice Smith visited Paris."))]
+    alone, mixed = nlp.evaluate(examples), nlp.evaluate(examples + unannotated)
+    for key in ("cats_score", "cats_micro_p", "cats_macro_f", "cats_macro_auc"):
+        assert mixed[key] == pytest.approx(alone[key])
+
+
 def test_scorer_uses_threshold_for_multi_label(trained):
     nlp, _ = trained["multi"]
     examples = [Example(nlp(make_doc(nlp, text)), eg.reference) for eg, (text, _, _) in
@@ -342,6 +352,21 @@ def test_source_into_another_pipeline(trained):
     for (text, _, _), expected in zip(SINGLE_DATA, predict(nlp, SINGLE_DATA)):
         found = other(text).cats
         assert_almost_equal(list(expected.values()), [found[label] for label in expected], decimal=5)
+
+
+def test_replace_listeners_gives_the_head_its_own_encoder(trained, tmp_path):
+    """With its own copy of the encoder, the head is sourced alone and gives the same cats."""
+    nlp, _ = trained["pair"]
+    expected = predict(nlp, PAIR_DATA)
+    nlp.to_disk(tmp_path / "shared")
+    own = spacy.load(tmp_path / "shared")
+    own.replace_listeners("transformer", "bert_textcat", ["model.tok2vec"])
+    own.to_disk(tmp_path / "own")
+    other = spacy.blank("en")
+    other.add_pipe("bert_textcat", source=spacy.load(tmp_path / "own"))
+    assert other.pipe_names == ["bert_textcat"]
+    for a, b in zip(expected, predict(other, PAIR_DATA)):
+        assert_almost_equal(list(a.values()), [b[label] for label in a], decimal=5)
 
 
 def test_bad_settings_are_clear_errors(tiny_encoder):
