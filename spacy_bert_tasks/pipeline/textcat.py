@@ -317,8 +317,9 @@ class BertTextCategorizer(BertTaskPipe):
         raise ValueError(
             f"'{self.name}' was trained on sentence pairs, but {_describe(doc)} has no doc._.text_pair "
             f"({stage}). Set it before the pipeline runs (doc = nlp.make_doc(text); doc._.text_pair = "
-            "pair; nlp(doc)), read corpora with spacy_bert_tasks.Corpus.v1, or set missing_pair = "
-            f'"skip" on [components.{self.name}] to leave such docs without cats.'
+            "pair; nlp(doc)), read corpora with spacy_bert_tasks.Corpus.v1 (`spacy evaluate` reads with "
+            "spaCy's own Corpus, which drops the pair: use nlp.evaluate over Corpus.v1 instead), or set "
+            f'missing_pair = "skip" on [components.{self.name}] to leave such docs without cats.'
         )
 
 

@@ -56,9 +56,9 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def make_pipeline(encoder, **textcat_config) -> Language:
+def make_pipeline(encoder, encoder_settings=None, **textcat_config) -> Language:
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config=encoder_config(encoder))
+    nlp.add_pipe("transformer", config=encoder_config(encoder, **(encoder_settings or {})))
     nlp.add_pipe("bert_textcat", config=textcat_config)
     return nlp
 
@@ -341,6 +341,16 @@ def test_long_doc_is_read_in_windows(tiny_encoder, pooling, dense_tanh):
     assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
     assert nlp.get_pipe("bert_textcat").model.get_ref("head_input").name == ("dense_tanh" if dense_tanh else "softmax")
     assert nlp.get_pipe("bert_textcat").predict([nlp.make_doc("")]).shape == (1, 2)
+
+
+def test_long_doc_at_bert_length_limit(tiny_encoder):
+    """512-piece windows (BERT's limit) with 128 pieces of overlap, as configs/textcat.cfg sets."""
+    nlp = make_pipeline(tiny_encoder, encoder_settings={"max_length": 512, "stride": 128})
+    nlp.initialize(lambda: make_examples(nlp, SINGLE_DATA))
+    doc = nlp(LONG_TEXT + " " + LONG_TEXT)
+    n_windows, seq_len = doc._.trf_data.model_output.last_hidden_state.shape[:2]
+    assert sum(doc._.trf_data.wordpieces.lengths) > 1024 and n_windows >= 3 and seq_len == 512
+    assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_source_into_another_pipeline(trained):
