@@ -6,8 +6,10 @@ the same number of updates with the same learning rate (linear warm-up over
 10% of the steps, then linear decay), weight decay 0.01, gradient clipping at
 1.0 and dropout 0.1 before the classifier:
 
-- (a) ours: ``transformer`` + ``bert_ner`` trained with ``nlp.update``
-  (thinc Adam), first-piece alignment;
+- (a) ours: ``transformer`` + ``bert_ner`` trained with ``nlp.update`` and
+  ``spacy_bert_tasks.GlobalClipAdam.v1`` (thinc's Adam, the step clipped by
+  its global norm as torch does), first-piece alignment;
+  ``--per-parameter-clipping`` uses thinc's plain ``Adam.v1`` instead;
 - (b) Hugging Face: ``BertForTokenClassification`` (a fresh classifier on the
   same encoder weights) trained with ``torch.optim.AdamW``; labels on each
   word's first piece, -100 elsewhere.
@@ -56,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dev-sentences", type=int, default=0, help="0: all 3,250")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-parameter-clipping", action="store_true",
+                        help="train ours with thinc's Adam.v1 (each parameter clipped on its own) instead of GlobalClipAdam")
     return parser.parse_args()
 
 
@@ -77,10 +81,15 @@ def copy_tokens(doc: Doc, vocab) -> Doc:
 def train_ours(encoder: Path, labels: List[str], plan: List[List[Doc]], args):
     from thinc.api import Adam, warmup_linear
 
+    from spacy_bert_tasks.training import configure_global_clip_adam
+
     fix_random_seed(args.seed)
     nlp = make_ner_pipeline(encoder, labels)
     schedule = warmup_linear(args.lr, warmup_steps=args.steps // 10, total_steps=args.steps)
-    optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False)
+    if args.per_parameter_clipping:
+        optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False)
+    else:
+        optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, use_averages=False)
     for batch in plan:
         examples = [
             Example.from_dict(copy_tokens(doc, nlp.vocab), {"entities": [(e.start_char, e.end_char, e.label_) for e in doc.ents]})
@@ -203,7 +212,7 @@ def main() -> None:
     print(f"per type F1, ours/HF: {per_type}")
     print(f"\nReproduce: nice -n 10 python bench/ner_parity.py --size {args.size} --steps {args.steps} --lr {args.lr} "
           f"--batch-size {args.batch_size} --train-sentences {args.train_sentences} --dev-sentences {args.dev_sentences} "
-          f"--threads {args.threads} --seed {args.seed}")
+          f"--threads {args.threads} --seed {args.seed}" + (" --per-parameter-clipping" if args.per_parameter_clipping else ""))
 
 
 if __name__ == "__main__":

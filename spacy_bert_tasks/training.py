@@ -4,6 +4,9 @@
   with the learning rate of each encoder parameter scaled by ``decay ** depth``,
   counting depth from the top (ELECTRA's layer-wise decay). Schedules for
   ``learn_rate`` work as with ``Adam.v1``.
+- ``spacy_bert_tasks.GlobalClipAdam.v1`` (``[training.optimizer]``): thinc's
+  Adam with the gradient clipped by its norm over all parameters of a step
+  (BERT's and Hugging Face's ``max_grad_norm``), not parameter by parameter.
 - ``spacy_bert_tasks.gradual_unfreezing.v1`` (``[training.before_update]``):
   the top layers train first; one more layer opens every ``every`` steps.
 - ``link_hidden_states(nlp)``: switches on the encoder's hidden states for the
@@ -20,7 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import torch
 from spacy.language import Language
 from spacy.util import registry
-from thinc.api import Model, Optimizer
+from thinc.api import Model, Optimizer, get_array_module
 from thinc.optimizers import ADAM_DEFAULTS, FloatOrSeq
 
 _LAYER = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.")
@@ -190,3 +193,74 @@ def _trainable_tensors(model: Model) -> Iterator[Tuple[str, torch.Tensor]]:
                     if param.requires_grad:
                         yield f"{shim.id}.{param_name}", param.detach()
 
+
+class GlobalClipOptimizer(Optimizer):
+    """thinc's ``Optimizer`` with the step's gradient clipped by its global norm.
+
+    thinc hands an optimizer one parameter at a time, from each component's
+    ``finish_update``, and its ``grad_clip`` clips each one on its own. A
+    global norm needs all of them, so a step's gradients are kept (copied)
+    until ``step_schedules()``, which spaCy's training loop calls once per
+    step after every ``finish_update``; then they are scaled by
+    ``min(1, max_grad_norm / norm)`` and applied. A loop that never calls
+    ``step_schedules()`` gets each step applied when the next one begins.
+    """
+
+    def __init__(self, learn_rate: FloatOrSeq, *, max_grad_norm: float, **settings: Any):
+        super().__init__(learn_rate, **settings)
+        self.max_grad_norm = max_grad_norm
+        self._pending: Dict[Tuple[int, str], Tuple[Any, Any, float]] = {}
+
+    def __call__(self, key: Tuple[int, str], weights, gradient, *, lr_scale: float = 1.0):
+        if self.max_grad_norm <= 0:
+            return super().__call__(key, weights, gradient, lr_scale=lr_scale)
+        if key in self._pending:  # a new step began before step_schedules()
+            self.apply_pending()
+        self._pending[key] = (weights, gradient.copy(), lr_scale)
+        gradient *= 0
+        return weights, gradient
+
+    def apply_pending(self) -> None:
+        """Clip the kept gradients by their global norm and update their weights in place."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        norm = sum(float((gradient * gradient).sum()) for _, gradient, _ in pending.values()) ** 0.5
+        factor = min(1.0, self.max_grad_norm / (norm + 1e-6))
+        for key, (weights, gradient, lr_scale) in pending.items():
+            gradient *= factor
+            updated, _ = super().__call__(key, weights, gradient, lr_scale=lr_scale)
+            if not get_array_module(weights).may_share_memory(updated, weights):
+                weights[...] = updated.reshape(weights.shape)
+
+    def step_schedules(self) -> None:
+        self.apply_pending()
+        super().step_schedules()
+
+
+@registry.optimizers("spacy_bert_tasks.GlobalClipAdam.v1")
+def configure_global_clip_adam(
+    learn_rate: FloatOrSeq = ADAM_DEFAULTS["learn_rate"],
+    *,
+    max_grad_norm: float = 1.0,
+    L2: FloatOrSeq = ADAM_DEFAULTS["L2"],
+    beta1: FloatOrSeq = ADAM_DEFAULTS["beta1"],
+    beta2: FloatOrSeq = ADAM_DEFAULTS["beta2"],
+    eps: FloatOrSeq = ADAM_DEFAULTS["eps"],
+    grad_clip: FloatOrSeq = 0.0,
+    L2_is_weight_decay: bool = True,
+    use_averages: bool = True,
+) -> Optimizer:
+    """Adam whose step is clipped to ``max_grad_norm`` over all parameters together.
+
+    max_grad_norm (float): the largest global L2 norm of a step's gradient
+        (BERT: 1.0); 0 turns the global clipping off.
+    grad_clip (float): thinc's clipping of each parameter on its own (0: off).
+    The other settings are those of thinc's ``Adam.v1``.
+    """
+    if max_grad_norm < 0:
+        raise ValueError(f"GlobalClipAdam: max_grad_norm={max_grad_norm} must be >= 0 (0 turns clipping off).")
+    return GlobalClipOptimizer(
+        learn_rate, max_grad_norm=max_grad_norm, L2=L2, beta1=beta1, beta2=beta2, eps=eps, grad_clip=grad_clip,
+        L2_is_weight_decay=L2_is_weight_decay, use_averages=use_averages, use_radam=False,
+    )
