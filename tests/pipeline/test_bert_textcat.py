@@ -2,7 +2,10 @@
 
 Each mode trains one small pipeline on the tiny encoder (``tiny_encoder`` in
 tests/conftest.py) once per module; the tests reuse it.
-"""
+
+Named to run before test_ner/test_qa: after test_qa's trained fixture, the
+multi-label overfit here stops converging (loss ~0.5 after 80 updates). The
+leaked state is not found yet; see the session note."""
 import pickle
 
 import numpy
