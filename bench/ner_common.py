@@ -9,6 +9,7 @@ from typing import List, Sequence
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.training import Example
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 
@@ -82,3 +83,46 @@ def save_token_classifier(encoder: Path, tags: Sequence[str], output: Path, seed
     model.save_pretrained(output, safe_serialization=True)
     AutoTokenizer.from_pretrained(encoder).save_pretrained(output)
     return output
+
+
+def copy_tokens(doc: Doc, vocab) -> Doc:
+    """A doc with the same tokens (and whitespace), no annotation."""
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+
+
+def to_example(doc: Doc, nlp: Language) -> Example:
+    """A training example: CoNLL's tokens, the gold entities."""
+    entities = [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]
+    return Example.from_dict(copy_tokens(doc, nlp.vocab), {"entities": entities})
+
+
+def train_ner(nlp: Language, plan: List[List[Doc]], lr: float, per_parameter_clipping: bool = False) -> Language:
+    """``nlp.update`` on each batch of ``plan``: warm-up over 10% of the steps, then linear decay.
+
+    The optimizer is configs/ner.cfg's (GlobalClipAdam.v1, weight decay 0.01,
+    global norm 1.0), or thinc's Adam.v1 clipping each parameter at 1.0.
+    """
+    from thinc.api import Adam, warmup_linear
+
+    from spacy_bert_tasks.training import configure_global_clip_adam
+
+    schedule = warmup_linear(lr, warmup_steps=len(plan) // 10, total_steps=len(plan))
+    if per_parameter_clipping:
+        optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False)
+    else:
+        optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, use_averages=False)
+    for batch in plan:
+        nlp.update([to_example(doc, nlp) for doc in batch], sgd=optimizer, drop=0.1)
+        optimizer.step_schedules()
+    return nlp
+
+
+def training_plan(train: List[Doc], steps: int, batch_size: int, seed: int) -> List[List[Doc]]:
+    """``steps`` batches of ``batch_size`` sentences: seeded passes over ``train``."""
+    plan: List[List[Doc]] = []
+    epoch = 0
+    while len(plan) < steps:
+        order = subsample(train, 0, seed=seed + epoch)
+        plan.extend(order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size))
+        epoch += 1
+    return plan[:steps]

@@ -41,8 +41,8 @@ from spacy.util import fix_random_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ner_common import (  # noqa: E402
-    CONLL, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
-    save_token_classifier, subsample,
+    CONLL, copy_tokens, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
+    save_token_classifier, subsample, train_ner, training_plan,
 )
 
 
@@ -63,41 +63,10 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def batches(train: List[Doc], args) -> List[List[Doc]]:
-    """``args.steps`` batches: seeded passes over the training sentences."""
-    out: List[List[Doc]] = []
-    epoch = 0
-    while len(out) < args.steps:
-        order = subsample(train, 0, seed=args.seed + epoch)
-        out.extend(order[i : i + args.batch_size] for i in range(0, len(order) - args.batch_size + 1, args.batch_size))
-        epoch += 1
-    return out[: args.steps]
-
-
-def copy_tokens(doc: Doc, vocab) -> Doc:
-    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-
-
 def train_ours(encoder: Path, labels: List[str], plan: List[List[Doc]], args):
-    from thinc.api import Adam, warmup_linear
-
-    from spacy_bert_tasks.training import configure_global_clip_adam
-
     fix_random_seed(args.seed)
     nlp = make_ner_pipeline(encoder, labels)
-    schedule = warmup_linear(args.lr, warmup_steps=args.steps // 10, total_steps=args.steps)
-    if args.per_parameter_clipping:
-        optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False)
-    else:
-        optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, use_averages=False)
-    for batch in plan:
-        examples = [
-            Example.from_dict(copy_tokens(doc, nlp.vocab), {"entities": [(e.start_char, e.end_char, e.label_) for e in doc.ents]})
-            for doc in batch
-        ]
-        nlp.update(examples, sgd=optimizer, drop=0.1)
-        optimizer.step_schedules()
-    return nlp
+    return train_ner(nlp, plan, args.lr, per_parameter_clipping=args.per_parameter_clipping)
 
 
 def train_hf(classifier: Path, tags: List[str], plan: List[List[Doc]], args):
@@ -180,7 +149,7 @@ def main() -> None:
     labels = entity_labels(train)
     tags = iob2_tags(labels)
     classifier = save_token_classifier(encoder, tags, args.workdir / f"classifier-{args.size}", seed=args.seed)
-    plan = batches(train, args)
+    plan = training_plan(train, args.steps, args.batch_size, args.seed)
     print(f"{args.size} encoder, random weights ({encoder_command(args.workdir, args.size)})")
     print(f"{args.steps} updates of {args.batch_size} sentences from {len(train)} training sentences, lr {args.lr}; "
           f"dev: {len(dev)} valid sentences, {sum(len(d.ents) for d in dev)} entities")

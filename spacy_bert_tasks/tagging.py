@@ -232,40 +232,68 @@ def viterbi_decode(
 ) -> numpy.ndarray:
     """The best tag sequence among those the masks allow.
 
-    With hard constraints only, the best allowed path maximises the summed
-    scores; when the per-token argmax is already allowed it is that path, so
-    the dynamic programme runs only for sequences that need it.
-
     scores (ndarray): (n_tokens, n_tags) log-probabilities (-inf marks a tag a
         token may not take).
     start, trans, end (ndarray): boolean masks from :func:`transition_masks`.
     RETURNS (ndarray): (n_tokens,) tag indices.
     """
-    n_tokens, n_tags = scores.shape
-    if n_tokens == 0:
-        return numpy.zeros((0,), dtype="i")
-    best = scores.argmax(axis=1)
-    if is_valid_path(best, start, trans, end) and numpy.isfinite(scores[numpy.arange(n_tokens), best]).all():
-        return best.astype("i")
-    blocked = numpy.float64(-numpy.inf)
+    return viterbi_decode_batch([scores], start, trans, end)[0]
+
+
+def viterbi_decode_batch(
+    batch: Sequence[numpy.ndarray], start: numpy.ndarray, trans: numpy.ndarray, end: numpy.ndarray
+) -> List[numpy.ndarray]:
+    """:func:`viterbi_decode` for many sequences, one dynamic programme for all.
+
+    With hard constraints only, the best allowed path maximises the summed
+    scores; when the per-token argmax is already allowed it is that path, so
+    the programme runs only for the sequences that need it, padded to the
+    longest of them (a finished sequence keeps its scores and tags).
+
+    batch (Sequence[ndarray]): per sequence, (n_tokens, n_tags) log-probabilities.
+    RETURNS (List[ndarray]): per sequence, (n_tokens,) tag indices.
+    """
+    paths: List[numpy.ndarray] = []
+    todo = []
+    for i, scores in enumerate(batch):
+        best = scores.argmax(axis=1).astype("i") if len(scores) else numpy.zeros((0,), dtype="i")
+        paths.append(best)
+        finite = numpy.isfinite(scores[numpy.arange(len(best)), best]).all()
+        if not (finite and is_valid_path(best, start, trans, end)):
+            todo.append(i)
+    if not todo:
+        return paths
+    n_tags = len(start)
+    lengths = numpy.asarray([len(batch[i]) for i in todo])
+    n_seqs, n_steps = len(todo), int(lengths.max())
+    padded = numpy.zeros((n_seqs, n_steps, n_tags), dtype="float64")
+    for row, i in enumerate(todo):
+        padded[row, : lengths[row]] = batch[i]
+    blocked = -numpy.inf
     trans_scores = numpy.where(trans, 0.0, blocked)  # (n_tags, n_tags), [prev, next]
-    total = numpy.where(start, scores[0].astype("float64"), blocked)  # (n_tags,)
-    back = numpy.zeros((n_tokens, n_tags), dtype="i")
-    for t in range(1, n_tokens):
-        candidates = total[:, None] + trans_scores  # (prev, next)
-        back[t] = candidates.argmax(axis=0)
-        total = candidates[back[t], numpy.arange(n_tags)] + scores[t]
+    total = numpy.where(start, padded[:, 0], blocked)  # (n_seqs, n_tags)
+    back = numpy.broadcast_to(numpy.arange(n_tags), (n_seqs, n_steps, n_tags)).copy()
+    for t in range(1, n_steps):
+        candidates = total[:, :, None] + trans_scores  # (n_seqs, prev, next)
+        best_prev = candidates.argmax(axis=1)  # (n_seqs, next)
+        step_total = numpy.take_along_axis(candidates, best_prev[:, None, :], axis=1)[:, 0] + padded[:, t]
+        running = (t < lengths)[:, None]
+        total = numpy.where(running, step_total, total)
+        back[:, t] = numpy.where(running, best_prev, back[:, t])
     total = numpy.where(end, total, blocked)
-    if not numpy.isfinite(total.max()):
+    if not numpy.isfinite(total.max(axis=1)).all():
         raise ValueError(
             "No tag sequence satisfies the transition constraints: the scores rule out every allowed path. "
             "Check that -inf is not set on the outside tag 'O'."
         )
-    path = numpy.zeros((n_tokens,), dtype="i")
-    path[-1] = int(total.argmax())
-    for t in range(n_tokens - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+    tags = numpy.zeros((n_seqs, n_steps), dtype="i")
+    tags[:, -1] = total.argmax(axis=1)
+    rows = numpy.arange(n_seqs)
+    for t in range(n_steps - 1, 0, -1):
+        tags[:, t - 1] = back[rows, t, tags[:, t]]
+    for row, i in enumerate(todo):
+        paths[i] = tags[row, : lengths[row]]
+    return paths
 
 
 def argmax_repair(scores: numpy.ndarray, tags: Sequence[str]) -> numpy.ndarray:

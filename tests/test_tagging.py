@@ -10,6 +10,7 @@ from spacy_bert_tasks.tagging import (
     transition_masks,
     validate_tags,
     viterbi_decode,
+    viterbi_decode_batch,
 )
 
 IOB2_TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -57,6 +58,21 @@ def test_viterbi_finds_the_best_allowed_path(tags, scheme, seed):
     assert is_valid_path(path, start, trans, end)
     validate_tags([tags[i] for i in path], scheme)
     assert scores[numpy.arange(n_tokens), path].sum() == pytest.approx(best)
+
+
+def test_viterbi_batch_matches_each_sequence_alone():
+    """Sequences of different lengths, some with a valid argmax and some not, decoded together."""
+    rng = numpy.random.default_rng(7)
+    start, trans, end = transition_masks(IOB2_TAGS)
+    batch = [numpy.log(rng.dirichlet(numpy.ones(5), size=n)) for n in (4, 1, 0, 5, 2, 3)]
+    batch.append(numpy.log(numpy.tile([0.9, 0.025, 0.025, 0.025, 0.025], (3, 1))))  # argmax all O: valid
+    decoded = viterbi_decode_batch(batch, start, trans, end)
+    assert [len(path) for path in decoded] == [len(scores) for scores in batch]
+    for scores, path in zip(batch, decoded):
+        if len(scores):
+            best, _ = _brute_force(scores, start, trans, end)
+            assert scores[numpy.arange(len(scores)), path].sum() == pytest.approx(best)
+    assert decoded[-1].tolist() == [0, 0, 0]
 
 
 def test_viterbi_keeps_a_valid_argmax_and_fixes_an_invalid_one():

@@ -19,7 +19,7 @@ from thinc.api import Config, Model
 from thinc.types import Ragged
 
 from ..ml.encoder import _ranges
-from ..tagging import OUTSIDE, argmax_repair, transition_masks, viterbi_decode
+from ..tagging import OUTSIDE, argmax_repair, transition_masks, viterbi_decode_batch
 from .base import BertTaskPipe
 
 DEFAULT_NER_MODEL = """
@@ -124,18 +124,13 @@ class BertNER(BertTaskPipe):
         probs = self._first_piece_probs(scores)  # (n_tokens_in_batch, n_tags)
         with numpy.errstate(divide="ignore"):
             log_probs = numpy.log(probs)
-        start, trans, end = self._transition_masks()
-        results = []
-        offset = 0
-        for doc in docs:
-            doc_probs = probs[offset : offset + len(doc)]
-            if self.cfg["decoding"] == "viterbi":
-                path = viterbi_decode(log_probs[offset : offset + len(doc)], start, trans, end)
-            else:
-                path = argmax_repair(doc_probs, self.tags)
-            results.append((path, doc_probs[numpy.arange(len(doc)), path]))
-            offset += len(doc)
-        return results
+        bounds = numpy.cumsum([len(doc) for doc in docs])[:-1]
+        doc_probs = numpy.split(probs, bounds)
+        if self.cfg["decoding"] == "viterbi":
+            paths = viterbi_decode_batch(numpy.split(log_probs, bounds), *self._transition_masks())
+        else:
+            paths = [argmax_repair(p, self.tags) for p in doc_probs]
+        return [(path, p[numpy.arange(len(path)), path]) for path, p in zip(paths, doc_probs)]
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[numpy.ndarray, numpy.ndarray]]) -> None:
         """Write ``doc.ents`` and ``doc.spans[scores_key]`` (scores: the mean probability of the entity's tags)."""

@@ -161,7 +161,8 @@ def test_viterbi_beats_argmax_repair_on_summed_scores(trained_copy):
     totals = {}
     for decoding in ("viterbi", "argmax"):
         ner.cfg["decoding"] = decoding
-        totals[decoding] = sum(numpy.log(probs).sum() for _, probs in ner.predict(docs))
+        with numpy.errstate(divide="ignore"):  # a repaired tag may have underflowed to probability 0
+            totals[decoding] = sum(numpy.log(probs).sum() for _, probs in ner.predict(docs))
     assert totals["viterbi"] >= totals["argmax"] - 1e-4
 
 
