@@ -152,6 +152,15 @@ def test_decoding_is_always_valid(trained_copy, decoding):
         assert probs.shape == path.shape and (probs > 0).all()
 
 
+def test_scores_key(trained_copy):
+    ner = trained_copy.get_pipe("bert_ner")
+    ner.cfg["scores_key"] = "ner_confidence"
+    doc = trained_copy(TEXTS[1])
+    assert "ents_scored" not in doc.spans
+    assert [(span.text, span.label_) for span in doc.spans["ner_confidence"]] == GOLD[1]
+    assert len(doc.spans["ner_confidence"].attrs["scores"]) == len(GOLD[1])
+
+
 def test_viterbi_beats_argmax_repair_on_summed_scores(trained_copy):
     nlp = trained_copy
     ner = nlp.get_pipe("bert_ner")
