@@ -56,43 +56,51 @@ def init_encoder_cli(
 
 @app.command("convert")
 def convert_cli(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Raw corpus file.", exists=True, dir_okay=False),
-    output_path: Path = typer.Argument(..., metavar="OUTPUT", help="DocBin (.spacy) to write."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="conll, iob, ner-jsonl, csv, tsv, textcat-jsonl or squad; inferred from the extension and content when omitted."),
+    paths: List[Path] = typer.Argument(..., metavar="INPUT OUTPUT [INPUT OUTPUT]...", help="A raw corpus file and the DocBin (.spacy) to write; give several pairs to convert several files in one run."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="conll, iob, ner-jsonl, csv, tsv, textcat-jsonl or squad, for every INPUT; inferred for each file from its extension and content when omitted."),
     lang: str = typer.Option("en", "--lang", "-l", help="Language of the blank pipeline that tokenises raw text."),
     scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (BILUO if any L-/U-/S-/E- tag, else IOB2), iob2, iob1 or bilou."),
     doc_level: bool = typer.Option(False, "--doc-level", help="CoNLL/IOB: one doc per -DOCSTART- document, sentence starts set (default: one doc per sentence)."),
     label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Text classification: separator of several labels in one cell (multi-label); detected in CSV/TSV when omitted."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad examples and count them, instead of stopping at the first."),
 ) -> None:
-    """Convert a raw corpus file to spaCy's binary format.
+    """Convert raw corpus files to spaCy's binary format.
 
-    Reads INPUT: NER as CoNLL-2003 or 2-column IOB, or JSONL with character
+    Reads each INPUT: NER as CoNLL-2003 or 2-column IOB, or JSONL with character
     offsets; text classification (single texts or pairs, GLUE TSVs included) as
-    CSV, TSV or JSONL; extractive QA as SQuAD 1.1/2.0 JSON. Writes OUTPUT, a
+    CSV, TSV or JSONL; extractive QA as SQuAD 1.1/2.0 JSON. Writes its OUTPUT, a
     DocBin with the Doc extensions kept, and prints how many examples were read,
     written and skipped, and why.
     """
     from .corpus import ConversionError, convert_file, write_docbin
 
-    try:
-        docs, report = convert_file(
-            input_path, format, lang=lang, scheme=scheme, doc_level=doc_level,
-            label_sep=label_sep, skip_invalid=skip_invalid,
-        )
-    except ConversionError as err:
-        msg.fail(f"Could not convert {input_path}", str(err), exits=1)
-    for note in report.notes:
-        msg.info(note)
-    msg.info(f"Read {report.n_read} {report.unit}: wrote {report.n_written}, skipped {report.n_skipped}")
-    if report.stats:
-        msg.table(list(report.stats.items()), aligns=("l", "r"))
-    if report.labels:
-        msg.table(sorted(report.labels.items()), header=("label", "count"), aligns=("l", "r"))
-    if report.n_skipped:
-        msg.warn(f"Skipped {report.n_skipped} {report.unit}", "\n".join(report.skip_summary()))
-    path = write_docbin(docs, output_path)
-    msg.good(f"Wrote {report.n_written} docs ({report.unit}) to {path}")
+    if len(paths) % 2:
+        msg.fail("Give INPUT OUTPUT pairs", f"Got {len(paths)} paths: '{paths[-1]}' has no OUTPUT.", exits=1)
+    pairs = list(zip(paths[::2], paths[1::2]))
+    for input_path, _ in pairs:  # check them all before converting any
+        if not input_path.is_file():
+            msg.fail(f"Input file not found: {input_path}", "Check the path (INPUT comes before its OUTPUT).", exits=1)
+    for input_path, output_path in pairs:
+        if len(pairs) > 1:
+            msg.divider(str(input_path))
+        try:
+            docs, report = convert_file(
+                input_path, format, lang=lang, scheme=scheme, doc_level=doc_level,
+                label_sep=label_sep, skip_invalid=skip_invalid,
+            )
+        except ConversionError as err:
+            msg.fail(f"Could not convert {input_path}", str(err), exits=1)
+        for note in report.notes:
+            msg.info(note)
+        msg.info(f"Read {report.n_read} {report.unit}: wrote {report.n_written}, skipped {report.n_skipped}")
+        if report.stats:
+            msg.table(list(report.stats.items()), aligns=("l", "r"))
+        if report.labels:
+            msg.table(sorted(report.labels.items()), header=("label", "count"), aligns=("l", "r"))
+        if report.n_skipped:
+            msg.warn(f"Skipped {report.n_skipped} {report.unit}", "\n".join(report.skip_summary()))
+        path = write_docbin(docs, output_path)
+        msg.good(f"Wrote {report.n_written} docs ({report.unit}) to {path}")
 
 
 @app.command("merge-corpora")
@@ -144,6 +152,28 @@ def split_squad_cli(
     except ValueError as err:
         msg.fail("Could not split the SQuAD file", str(err), exits=1)
     msg.good(f"Wrote {n_train} articles to {train_output} and {n_dev} to {dev_output}")
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model: str = typer.Argument(..., help="Pipeline folder or installed package name."),
+    data_path: Path = typer.Argument(..., metavar="DATA", help="Gold .spacy corpus (or a folder of them).", exists=True),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write every score here as JSON."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to run on; -1 for CPU."),
+    limit: int = typer.Option(0, "--limit", help="Score at most this many docs (0: all)."),
+) -> None:
+    """Evaluate a pipeline, keeping the pair and question inputs.
+
+    Like `spacy evaluate` (same tables, same JSON), but DATA is read with
+    spacy_bert_tasks.Corpus.v1, so `doc._.text_pair` and `doc._.question` reach
+    the pipeline: use it for sentence-pair and QA models.
+    """
+    from .evaluation import evaluate
+
+    try:
+        evaluate(model, data_path, output, gpu_id=gpu_id, limit=limit, silent=False)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        msg.fail(f"Could not evaluate {model}", str(err), exits=1)
 
 
 @app.command("summarize")

@@ -109,3 +109,25 @@ def test_convert_unknown_format_and_scheme_fail(tmp_path):
     assert result.exit_code == 1 and has(result, "--format")
     result = runner.invoke(app, ["convert", str(raw), str(tmp_path / "x.spacy"), "--format", "iob", "--scheme", "bio3"])
     assert result.exit_code == 1 and has(result, "unknown tag scheme")
+
+
+def test_convert_several_pairs_in_one_run(tmp_path):
+    (tmp_path / "a.iob").write_text("Alice B-PER\nleft O\n", encoding="utf8")
+    (tmp_path / "b.tsv").write_text("sentence\tlabel\nGood film.\t1\nBad film.\t0\n", encoding="utf8")
+    args = [str(tmp_path / "a.iob"), str(tmp_path / "a.spacy"), str(tmp_path / "b.tsv"), str(tmp_path / "b.spacy")]
+    result = runner.invoke(app, ["convert", *args])
+    assert result.exit_code == 0, result.output
+    nlp = spacy.blank("en")
+    ner_docs = list(DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab))
+    cat_docs = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab))
+    assert [(e.text, e.label_) for e in ner_docs[0].ents] == [("Alice", "PER")]
+    assert [doc.cats for doc in cat_docs] == [{"0": 0.0, "1": 1.0}, {"0": 1.0, "1": 0.0}]
+
+
+def test_convert_odd_paths_or_missing_input_fail_before_writing(tmp_path):
+    (tmp_path / "a.iob").write_text("Alice B-PER\n", encoding="utf8")
+    result = runner.invoke(app, ["convert", str(tmp_path / "a.iob"), str(tmp_path / "a.spacy"), str(tmp_path / "b.iob")])
+    assert result.exit_code == 1 and "has no OUTPUT" in " ".join(result.output.split())
+    result = runner.invoke(app, ["convert", str(tmp_path / "a.iob"), str(tmp_path / "a.spacy"), str(tmp_path / "nope.iob"), str(tmp_path / "b.spacy")])
+    assert result.exit_code == 1 and "nope.iob" in "".join(result.output.split())
+    assert not (tmp_path / "a.spacy").exists()

@@ -11,6 +11,7 @@ import pickle
 import numpy
 import pytest
 import spacy
+import srsly
 import torch
 from numpy.testing import assert_almost_equal
 from spacy.language import Language
@@ -438,3 +439,27 @@ def test_configs_train_and_evaluate(tiny_encoder, tmp_path, config_name, data):
             evaluate(model_path, tmp_path / "data.spacy")
     else:
         assert evaluate(model_path, tmp_path / "data.spacy")["cats_score"] == pytest.approx(scores["cats_score"])
+
+
+def test_evaluate_command_keeps_the_pairs(trained, tmp_path):
+    """`spacy-bert-tasks evaluate` reads the text pairs that `spacy evaluate`'s Corpus drops."""
+    from typer.testing import CliRunner
+
+    from spacy_bert_tasks.cli import app
+
+    nlp, _ = trained["pair"]
+    nlp.to_disk(tmp_path / "nlp")
+    gold = []
+    for text, cats, pair in PAIR_DATA:
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        doc._.text_pair = pair
+        gold.append(doc)
+    DocBin(docs=gold, store_user_data=True).to_disk(tmp_path / "dev.spacy")
+    output = tmp_path / "metrics.json"
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nlp"), str(tmp_path / "dev.spacy"), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    scores = srsly.read_json(output)
+    assert scores["cats_score"] == pytest.approx(1.0) and scores["cats_score_desc"] == "macro F"
+    assert set(scores["cats_f_per_type"]) == {"SAME", "DIFF"}
+    assert "TEXTCAT (macro F)" in result.output

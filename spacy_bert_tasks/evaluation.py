@@ -1,0 +1,77 @@
+"""``spacy-bert-tasks evaluate``: ``spacy evaluate`` that keeps the task inputs.
+
+``spacy evaluate`` reads its data with spaCy's own ``Corpus``, which builds
+each predicted doc from the reference text alone: a pair model then sees no
+``doc._.text_pair`` and a QA model no ``doc._.question``. This command reads
+with ``spacy_bert_tasks.Corpus.v1`` instead, and writes the same JSON (every
+score of ``nlp.evaluate``), so spaCy users find what they expect.
+"""
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import srsly
+from spacy import util
+from spacy.cli._util import setup_gpu
+from spacy.cli.evaluate import handle_scores_per_type
+from wasabi import Printer
+
+from .corpus.readers import TaskCorpus
+
+# (table label, score key): spaCy's headline metrics plus this package's.
+METRICS = [
+    ("TOK", "token_acc"), ("NER P", "ents_p"), ("NER R", "ents_r"), ("NER F", "ents_f"),
+    ("TEXTCAT", "cats_score"), ("TEXTCAT macro F", "cats_macro_f"), ("TEXTCAT macro AUC", "cats_macro_auc"),
+    ("QA EM", "qa_exact"), ("QA F1", "qa_f1"), ("QA has-answer F1", "qa_has_ans_f1"),
+    ("QA no-answer F1", "qa_no_ans_f1"), ("SPEED", "speed"),
+]
+
+
+def evaluate(
+    model: Union[str, Path],
+    data_path: Union[str, Path],
+    output: Optional[Union[str, Path]] = None,
+    *,
+    gpu_id: int = -1,
+    limit: int = 0,
+    silent: bool = True,
+) -> Dict[str, Any]:
+    """Score a pipeline on a ``.spacy`` corpus, with ``doc._.text_pair`` and ``doc._.question`` kept.
+
+    model (Union[str, Path]): a package name or a pipeline folder.
+    data_path (Union[str, Path]): a DocBin (or a folder of them) with gold annotations.
+    output (Optional[Path]): write the scores here as JSON.
+    gpu_id (int): GPU to run on; -1 for CPU.
+    limit (int): score at most this many docs; 0 for all.
+    silent (bool): do not print the tables.
+    RETURNS (Dict[str, Any]): every score of ``nlp.evaluate``.
+    """
+    msg = Printer(no_print=silent, pretty=not silent)
+    setup_gpu(gpu_id, silent=silent)
+    data_path = Path(data_path)
+    if not data_path.exists():
+        raise FileNotFoundError(f"Evaluation data not found: {data_path}. Convert it first with `spacy-bert-tasks convert`.")
+    util.fix_random_seed()
+    nlp = util.load_model(model)
+    examples = list(TaskCorpus([data_path], limit=limit)(nlp))
+    if not examples:
+        raise ValueError(f"{data_path} holds no docs to evaluate on.")
+    scores = nlp.evaluate(examples)
+    table = {}
+    for label, key in METRICS:
+        value = scores.get(key)
+        if not isinstance(value, (int, float)):
+            continue  # not scored by this pipeline, or nothing to score (e.g. no unanswerable questions)
+        if key == "cats_score":
+            label = f"{label} ({scores.get('cats_score_desc', 'unk')})"
+        elif key == "cats_macro_f" and scores.get("cats_score_desc") == "macro F":
+            continue
+        table[label] = f"{value:.0f}" if key == "speed" else f"{value * 100:.2f}"
+    msg.table(table, title=f"Results: {model} on {data_path} ({len(examples)} docs)")
+    handle_scores_per_type(scores, {}, silent=silent)
+    # Every score goes to the JSON, as spacy evaluate writes it.
+    if output is not None:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, scores)
+        msg.good(f"Saved results to {output}")
+    return scores
