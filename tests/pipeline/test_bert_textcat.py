@@ -3,9 +3,12 @@
 Each mode trains one small pipeline on the tiny encoder (``tiny_encoder`` in
 tests/conftest.py) once per module; the tests reuse it.
 
-Named to run before test_ner/test_qa: after test_qa's trained fixture, the
-multi-label overfit here stops converging (loss ~0.5 after 80 updates). The
-leaked state is not found yet; see the session note."""
+The tiny encoder's WordPiece vocabulary differs from one pytest process to the
+next (tokenizers' WordPiece trainer assigns the ids of its "##" pieces in
+hash-map order, huggingface/tokenizers#1794), so every session trains on a
+slightly different encoder; the overfits must converge for any of them. (An
+earlier note blamed state leaked by test_qa's fixture: the loss histories are
+identical with and without it, for the same vocabulary.)"""
 import pickle
 
 import numpy
@@ -82,7 +85,11 @@ def make_examples(nlp: Language, data) -> list:
     return examples
 
 
-def train(nlp: Language, examples: list, max_updates: int = 80, target: float = 0.02) -> list:
+# Single-label and pair runs reach the target in ~25 updates; the multi-label one
+# in 75-99, depending on the session's vocabulary (see the module docstring), and
+# at 80 updates its loss still swings between ~0.02 and ~0.5. Training stops at
+# the target, so a larger budget costs nothing where it is not needed.
+def train(nlp: Language, examples: list, max_updates: int = 160, target: float = 0.02) -> list:
     optimizer = nlp.initialize(lambda: examples)
     history = []
     for _ in range(max_updates):
