@@ -229,7 +229,8 @@ def main() -> None:
     plan = batches(train, args)
     golds = [[text for _, text in q.answers] for q in dev]
     print(f"SQuAD v1.1 by article: {len(train)} train questions (35 articles), {len(dev)} dev questions "
-          f"(of the last 8 articles); encoder {encoder} ({args.size}, init-encoder, random weights)")
+          f"(of the last 8 articles); encoder {encoder} "
+          f"({'given' if args.encoder else args.size + ', init-encoder, random weights'})")
     print(f"{args.steps} updates x {args.batch_size} questions, lr {args.lr} (warm-up {args.warmup:.0%}, linear decay), "
           f"windows {args.max_length}/{args.stride}, {args.threads} threads")
     results = {}
