@@ -259,9 +259,6 @@ def test_context_of_3000_tokens_answer_in_last_window(make_nlp):
 
 
 def test_shared_encoder_is_stored_once(make_nlp, tmp_path):
-    for factory in ("bert_textcat", "bert_ner"):
-        if not Language.has_factory(factory):
-            pytest.skip(f"the {factory} factory is not registered yet")
     context = "Alice Smith visited Acme Corp in Paris."
 
     def examples(nlp):
