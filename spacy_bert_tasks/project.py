@@ -184,6 +184,8 @@ def summarize_metrics(paths: Iterable[Union[str, Path]]) -> List[Tuple[str, str,
             raise ValueError(f"{path} is not valid JSON ({err}). Run 'spacy evaluate' again.") from None
         for key, label in HEADLINE_METRICS:
             value = scores.get(key)
+            if key == "cats_macro_f" and scores.get("cats_score_desc") == "macro F":
+                continue  # cats_score already is the macro F
             if isinstance(value, (int, float)):
                 rows.append((path.stem, key, label, float(value)))
     return rows

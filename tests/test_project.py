@@ -157,10 +157,12 @@ def test_merge_cli(corpora, tmp_path):
 
 def test_summarize(tmp_path):
     (tmp_path / "ner.json").write_text(json.dumps({"ents_p": 0.5, "ents_r": 0.25, "ents_f": 1 / 3, "speed": 10}))
-    (tmp_path / "qa.json").write_text(json.dumps({"qa_exact": 0.1, "qa_f1": 0.2, "ents_f": None}))
-    rows = summarize_metrics([tmp_path / "ner.json", tmp_path / "qa.json"])
+    (tmp_path / "qa.json").write_text(json.dumps({"qa_exact": 0.1, "qa_f1": 0.2, "ents_f": None, "cats_score": None}))
+    (tmp_path / "cats.json").write_text(json.dumps({"cats_score": 0.7, "cats_score_desc": "macro F", "cats_macro_f": 0.7, "cats_macro_auc": 0.8}))
+    rows = summarize_metrics([tmp_path / "ner.json", tmp_path / "qa.json", tmp_path / "cats.json"])
     assert [(run, key) for run, key, _, _ in rows] == [
-        ("ner", "ents_p"), ("ner", "ents_r"), ("ner", "ents_f"), ("qa", "qa_exact"), ("qa", "qa_f1")
+        ("ner", "ents_p"), ("ner", "ents_r"), ("ner", "ents_f"), ("qa", "qa_exact"), ("qa", "qa_f1"),
+        ("cats", "cats_score"), ("cats", "cats_macro_auc"),
     ]
     result = CliRunner().invoke(app, ["summarize", str(tmp_path / "ner.json"), str(tmp_path / "qa.json"),
                                       "--output", str(tmp_path / "summary.md")])

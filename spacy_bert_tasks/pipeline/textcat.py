@@ -109,7 +109,8 @@ def score_bert_cats(
 
     Docs whose gold ``cats`` are empty are not annotated for this task (as in
     a joint corpus's NER docs) and are left out; spaCy's scorer would count
-    their predicted class as a false positive.
+    their predicted class as a false positive. With no annotated doc at all,
+    every score is None.
 
     labels (Sequence[str]): the labels to score; others in the gold data are ignored.
     multi_label (bool): score each label on its own (at ``threshold``) or the top class.
@@ -117,9 +118,14 @@ def score_bert_cats(
         that label's F-score instead of the macro F.
     """
     annotated = [eg for eg in examples if eg.reference.cats]
-    return Scorer.score_cats(
+    scores = Scorer.score_cats(
         annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
     )
+    if not annotated:
+        # Nothing to score (e.g. a joint pipeline on another task's corpus): None, not a
+        # misleading 0.0, as spaCy's span scorers do; spaCy's training loop skips None scores.
+        scores = {key: (value if isinstance(value, str) else None) for key, value in scores.items()}
+    return scores
 
 
 @registry.scorers("spacy_bert_tasks.textcat_scorer.v1")

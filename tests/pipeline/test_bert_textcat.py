@@ -196,6 +196,11 @@ def test_unannotated_docs_are_not_scored(trained):
     alone, mixed = nlp.evaluate(examples), nlp.evaluate(examples + unannotated)
     for key in ("cats_score", "cats_micro_p", "cats_macro_f", "cats_macro_auc"):
         assert mixed[key] == pytest.approx(alone[key])
+    # Only unannotated docs (the joint pipeline on the NER corpus): nothing to score.
+    nothing = nlp.evaluate(unannotated)
+    for key in ("cats_score", "cats_micro_p", "cats_macro_f", "cats_macro_auc", "cats_f_per_type"):
+        assert nothing[key] is None
+    assert nothing["cats_score_desc"] == "macro F"
 
 
 def test_scorer_uses_threshold_for_multi_label(trained):
