@@ -484,8 +484,10 @@ def encode_windows(tokenizer: Any, docs: Sequence[Doc], settings: Dict[str, Any]
     max_length = settings["max_length"]
     stride = settings["stride"]
     texts = [doc.text for doc in docs]
+    # Whole docs are tokenised once and cut into windows below, so a doc longer than
+    # the model is expected: verbose=False silences the tokenizer's "too long" warning.
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                        return_attention_mask=False, return_token_type_ids=False)
+                        return_attention_mask=False, return_token_type_ids=False, verbose=False)
     extras, extra_first = _extra_segments(tokenizer, docs, settings)
     use_types = "token_type_ids" in tokenizer.model_input_names
     layouts = {pair: _SpecialLayout(tokenizer, pair) for pair in (False, True)}
@@ -576,7 +578,7 @@ def _extra_segments(
     ids_by_doc: Dict[int, List[int]] = {}
     if wanted:
         encoded = tokenizer([texts[i] for i in wanted], add_special_tokens=False,
-                            return_attention_mask=False, return_token_type_ids=False)
+                            return_attention_mask=False, return_token_type_ids=False, verbose=False)
         for i, ids in zip(wanted, encoded["input_ids"]):
             kind = "question" if first[i] else "text_pair"
             limit = settings["max_question_length"] if first[i] else settings["max_pair_length"]

@@ -1,4 +1,5 @@
 """The shared encoder: windows, pairs, alignment, chunking, frozen mode."""
+import logging
 import warnings
 
 import numpy
@@ -93,6 +94,21 @@ def test_long_question_is_cut_with_one_warning_per_batch(nlp):
     messages = [str(w.message) for w in caught if "max_question_length" in str(w.message)]
     assert len(messages) == 1 and messages[0].startswith("3 question(s)")
     assert all(len(seq) <= 64 for seq in docs[0]._.trf_data.wordpieces.strings)
+
+
+def test_long_doc_gives_no_tokenizer_length_warning(nlp):
+    """Docs are tokenised whole and then windowed: HF's "longer than the maximum" warning is noise."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("transformers")  # HF's loggers stop here (propagate=False)
+    logger.addHandler(handler)
+    try:
+        doc = nlp(" ".join(["Alice visited Paris."] * 300))
+    finally:
+        logger.removeHandler(handler)
+    assert doc._.trf_data.wordpieces.input_ids.shape[0] > 1
+    assert not [r for r in records if "sequence length is longer" in r.getMessage()]
 
 
 @pytest.mark.parametrize("n_words", [200, 5000])
