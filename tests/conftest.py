@@ -70,7 +70,7 @@ def tiny_encoder(tmp_path_factory, sample_text_file) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
-        pytest.skip(f"{SHARED_DATA} is not there; the real datasets are optional")
+        pytest.skip(reason=f"{SHARED_DATA} is not there; the real datasets are optional")
     return SHARED_DATA
 
 

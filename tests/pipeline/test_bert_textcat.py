@@ -15,7 +15,6 @@ import numpy
 import pytest
 import spacy
 import srsly
-import torch
 from numpy.testing import assert_almost_equal
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
@@ -52,15 +51,6 @@ MODES = {
     "pair": (PAIR_DATA, {}),
 }
 LONG_TEXT = " ".join(["Alice Smith visited Paris on a cold morning, and it was good news for everyone."] * 60)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two torch threads on a busy two-core machine run ~30x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_pipeline(encoder, encoder_settings=None, **textcat_config) -> Language:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -60,15 +59,6 @@ def _make_nlp(tiny_encoder, **ner_config) -> Language:
 
 def _examples(nlp: Language, data=TRAIN):
     return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in data]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Torch on one thread: the test machines are small and shared, where more threads only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
