@@ -45,6 +45,7 @@ from ner_common import (  # noqa: E402
     CONLL, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
     save_token_classifier, subsample, to_example, train_ner, training_plan,
 )
+from padding import pad_rows  # noqa: E402
 
 SYSTEMS = ("raw forward", "HF pipeline", "ours")
 
@@ -85,16 +86,7 @@ def raw_forward(encoder: Path, batch_size: int) -> Callable[[List[str]], int]:
             ids, types = encoded["input_ids"], encoded["token_type_ids"]
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                width = max(len(ids[i]) for i in rows)
-                batch_ids = torch.zeros((len(rows), width), dtype=torch.long)
-                batch_types = torch.zeros_like(batch_ids)
-                mask = torch.zeros_like(batch_ids)
-                for r, i in enumerate(rows):
-                    batch_ids[r, : len(ids[i])] = torch.tensor(ids[i])
-                    batch_types[r, : len(ids[i])] = torch.tensor(types[i])
-                    mask[r, : len(ids[i])] = 1
-                model(input_ids=batch_ids, attention_mask=mask, token_type_ids=batch_types)
+                model(**pad_rows(ids, types, order[start : start + batch_size]))
         return len(texts)
 
     return run

@@ -32,6 +32,7 @@ from typing import Callable, Dict, List
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from padding import pad_rows  # noqa: E402
 from qa_common import SQUAD, Question, load_split, make_encoder, subsample  # noqa: E402
 
 
@@ -70,17 +71,10 @@ def raw_forward(encoder: Path, args) -> Callable[[List[Question]], None]:
         with torch.inference_mode():
             start = 0
             while start < len(order):
-                width = len(ids[order[start]])
+                width = len(ids[order[start]])  # the longest left: order is by decreasing length
                 rows = order[start : start + max(1, args.max_batch_tokens // width)]
                 start += len(rows)
-                batch_ids = torch.zeros((len(rows), width), dtype=torch.long)
-                batch_types = torch.zeros_like(batch_ids)
-                mask = torch.zeros_like(batch_ids)
-                for r, i in enumerate(rows):
-                    batch_ids[r, : len(ids[i])] = torch.tensor(ids[i])
-                    batch_types[r, : len(ids[i])] = torch.tensor(types[i])
-                    mask[r, : len(ids[i])] = 1
-                model(input_ids=batch_ids, token_type_ids=batch_types, attention_mask=mask)
+                model(**pad_rows(ids, types, rows))
 
     return run
 
