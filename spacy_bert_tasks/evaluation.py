@@ -16,13 +16,14 @@ from spacy.cli.evaluate import handle_scores_per_type
 from wasabi import Printer
 
 from .corpus.readers import TaskCorpus
+from .scoring import headline_scores
 
-# (table label, score key): spaCy's headline metrics plus this package's.
+# (score key, table label): spaCy's headline metrics plus this package's.
 METRICS = [
-    ("TOK", "token_acc"), ("NER P", "ents_p"), ("NER R", "ents_r"), ("NER F", "ents_f"),
-    ("TEXTCAT", "cats_score"), ("TEXTCAT macro F", "cats_macro_f"), ("TEXTCAT macro AUC", "cats_macro_auc"),
-    ("QA EM", "qa_exact"), ("QA F1", "qa_f1"), ("QA has-answer F1", "qa_has_ans_f1"),
-    ("QA no-answer F1", "qa_no_ans_f1"), ("SPEED", "speed"),
+    ("token_acc", "TOK"), ("ents_p", "NER P"), ("ents_r", "NER R"), ("ents_f", "NER F"),
+    ("cats_score", "TEXTCAT"), ("cats_macro_f", "TEXTCAT macro F"), ("cats_macro_auc", "TEXTCAT macro AUC"),
+    ("qa_exact", "QA EM"), ("qa_f1", "QA F1"), ("qa_has_ans_f1", "QA has-answer F1"),
+    ("qa_no_ans_f1", "QA no-answer F1"), ("speed", "SPEED"),
 ]
 
 
@@ -57,14 +58,9 @@ def evaluate(
         raise ValueError(f"{data_path} holds no docs to evaluate on.")
     scores = nlp.evaluate(examples)
     table = {}
-    for label, key in METRICS:
-        value = scores.get(key)
-        if not isinstance(value, (int, float)):
-            continue  # not scored by this pipeline, or nothing to score (e.g. no unanswerable questions)
+    for key, label, value in headline_scores(scores, METRICS):
         if key == "cats_score":
             label = f"{label} ({scores.get('cats_score_desc', 'unk')})"
-        elif key == "cats_macro_f" and scores.get("cats_score_desc") == "macro F":
-            continue
         table[label] = f"{value:.0f}" if key == "speed" else f"{value * 100:.2f}"
     msg.table(table, title=f"Results: {model} on {data_path} ({len(examples)} docs)")
     handle_scores_per_type(scores, {}, silent=silent)

@@ -18,6 +18,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
 from .extensions import ANSWERS_KEY, QUESTION, TEXT_PAIR
+from .scoring import headline_scores
 
 TEXTCAT, NER, QA = "textcat", "ner", "qa"
 TASK_KINDS = (TEXTCAT, NER, QA)
@@ -182,10 +183,5 @@ def summarize_metrics(paths: Iterable[Union[str, Path]]) -> List[Tuple[str, str,
             scores = json.loads(path.read_text(encoding="utf8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}). Run 'spacy evaluate' again.") from None
-        for key, label in HEADLINE_METRICS:
-            value = scores.get(key)
-            if key == "cats_macro_f" and scores.get("cats_score_desc") == "macro F":
-                continue  # cats_score already is the macro F
-            if isinstance(value, (int, float)):
-                rows.append((path.stem, key, label, float(value)))
+        rows.extend((path.stem, key, label, value) for key, label, value in headline_scores(scores, HEADLINE_METRICS))
     return rows

@@ -14,7 +14,7 @@ else 0.
 import re
 import string
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.training import Example
 from spacy.util import registry
@@ -133,3 +133,19 @@ def score_qa(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Optional[f
 def make_qa_scorer() -> Callable[..., Dict[str, Optional[float]]]:
     """The scorer of ``bert_qa``: SQuAD EM and F1, max over gold answers."""
     return score_qa
+
+
+def headline_scores(scores: Dict[str, Any], metrics: Sequence[Tuple[str, str]]) -> List[Tuple[str, str, float]]:
+    """(key, label, value) for each ``(key, label)`` of ``metrics`` that ``scores`` holds as a number.
+
+    None (nothing to score) is left out, and so is ``cats_macro_f`` where
+    ``cats_score`` already is the macro F.
+    """
+    rows = []
+    for key, label in metrics:
+        value = scores.get(key)
+        if key == "cats_macro_f" and scores.get("cats_score_desc") == "macro F":
+            continue
+        if isinstance(value, (int, float)):
+            rows.append((key, label, float(value)))
+    return rows
