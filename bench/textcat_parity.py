@@ -58,13 +58,17 @@ def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[Lis
     from spacy.util import fix_random_seed
     from thinc.api import Adam, warmup_linear
 
+    from spacy_bert_tasks.training import configure_global_clip_adam
+
     fix_random_seed(args.seed)
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", config={"model": {
         "@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(encoder), "max_length": args.max_length,
         "stride": args.max_length // 4, "max_question_length": 0, "max_pair_length": args.max_length // 2,
     }})
-    nlp.add_pipe("bert_textcat", config={"model": {"dropout": 0.1, "dense_tanh": args.dense_tanh}})
+    pooler_init = "checkpoint" if args.pretrained_pooler else "random"
+    nlp.add_pipe("bert_textcat", config={"model": {"dropout": 0.1, "dense_tanh": args.dense_tanh or args.pretrained_pooler,
+                                                   "pooler_init": pooler_init}})
 
     def example(item: Item) -> Example:
         doc = nlp.make_doc(item.text)
@@ -75,10 +79,12 @@ def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[Lis
 
     examples = [example(item) for item in train]
     nlp.initialize(lambda: examples[:64])
-    optimizer = Adam(
-        warmup_linear(args.lr, max(1, len(plan) // 10), len(plan)),
-        L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, eps=1e-8, beta1=0.9, beta2=0.999, use_averages=False,
-    )
+    schedule = warmup_linear(args.lr, max(1, len(plan) // 10), len(plan))
+    if args.per_parameter_clipping:
+        optimizer = Adam(schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, eps=1e-8, beta1=0.9, beta2=0.999,
+                         use_averages=False)
+    else:  # the configs' optimizer: the step clipped by its global norm, as torch's clip_grad_norm_
+        optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, eps=1e-8, use_averages=False)
     start = time.perf_counter()
     for batch in plan:
         nlp.update([examples[i] for i in batch], sgd=optimizer, drop=0.1)
@@ -91,6 +97,8 @@ def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[Lis
         docs.append(doc)
     predicted = [max(doc.cats, key=doc.cats.get) for doc in nlp.pipe(docs, batch_size=32)]
     accuracy, f1 = accuracy_and_f1([item.label for item in dev], predicted)
+    if args.save_pipeline:
+        nlp.to_disk(args.save_pipeline)
     return {"accuracy": accuracy, "f1": f1, "train_s": train_s}
 
 
@@ -142,6 +150,14 @@ def main() -> None:
     parser.add_argument("--size", default="tiny", help="init-encoder size: tiny, mini, small, base")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--dense-tanh", action="store_true", help="ours with a dense + tanh layer, as BERT's pooler")
+    parser.add_argument("--pretrained-pooler", action="store_true",
+                        help="ours with dense + tanh started from the checkpoint's pooler (pooler_init = checkpoint), "
+                             "as BertForSequenceClassification")
+    parser.add_argument("--per-parameter-clipping", action="store_true",
+                        help="ours with thinc's Adam.v1 (each parameter clipped on its own) instead of GlobalClipAdam")
+    parser.add_argument("--encoder", type=Path, default=None,
+                        help="a local encoder folder (e.g. the pretrained all-MiniLM-L6-v2); made with init-encoder if absent")
+    parser.add_argument("--save-pipeline", type=Path, default=None, help="write our trained pipeline (last seed) here")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/textcat_bench"))
     args = parser.parse_args()
@@ -150,10 +166,12 @@ def main() -> None:
     train_all = read_glue(args.task, "train")
     dev = read_glue(args.task, "dev")
     train = subsample(train_all, args.n_train, seed=0)
-    encoder = make_encoder(train_all, args.workdir, args.task, args.size)
+    encoder = args.encoder or make_encoder(train_all, args.workdir, args.task, args.size)
+    origin = "given" if args.encoder else f"init-encoder '{args.size}' on the training text, random weights"
     print(f"{args.task}: {len(train)} of {len(train_all)} training examples, {len(dev)} dev; encoder {encoder} "
-          f"(init-encoder '{args.size}' on the training text, random weights); {args.steps} updates of "
-          f"{args.batch_size}, lr {args.lr}, {args.threads} torch thread(s); ours: dense_tanh = {args.dense_tanh}")
+          f"({origin}); {args.steps} updates of {args.batch_size}, lr {args.lr}, {args.threads} torch thread(s); "
+          f"ours: dense_tanh = {args.dense_tanh}, pretrained pooler = {args.pretrained_pooler}, "
+          f"{'per-parameter' if args.per_parameter_clipping else 'global-norm'} clipping")
     results: Dict[str, List[Dict[str, float]]] = {"bert_textcat (nlp.update)": [], "BertForSequenceClassification": []}
     for seed in args.seeds:
         args.seed = seed

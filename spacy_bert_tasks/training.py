@@ -18,7 +18,7 @@ top layer, ``n`` for the bottom one, ``n + 1`` for the embeddings.
 """
 import io
 import re
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from spacy.language import Language
@@ -157,6 +157,20 @@ def link_hidden_states(nlp: Language) -> List[str]:
                 switched.append(name)
                 break
     return switched
+
+
+def listened_encoder(nlp: Language, head_name: str) -> Optional[Model]:
+    """The encoder model a head reads: its own (after ``replace_listeners``) or the ``transformer`` it listens to."""
+    from spacy_transformers.layers.transformer_model import TransformerModel
+
+    head = nlp.get_pipe(head_name)
+    for node in head.model.walk():
+        if isinstance(node, TransformerModel):
+            return node
+    for _, proc in nlp.pipeline:
+        if head_name in (getattr(proc, "listener_map", None) or {}):
+            return proc.model
+    return None
 
 
 def trainable_summary(nlp: Language) -> Dict[str, Dict[str, int]]:

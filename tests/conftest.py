@@ -67,6 +67,18 @@ def tiny_encoder(tmp_path_factory, sample_text_file) -> Path:
     return init_encoder([sample_text_file], output, size="tiny", vocab_size=600, max_positions=512)
 
 
+@pytest.fixture(scope="session")
+def pretrained_encoder(tmp_path_factory) -> Path:
+    """The real pretrained all-MiniLM-L6-v2, copied and checked by ``get-encoder``'s function."""
+    from spacy_bert_tasks.pretraining.checkpoints import get_encoder
+
+    try:
+        path, _ = get_encoder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("encoders") / "minilm")
+    except ModuleNotFoundError as err:
+        pytest.skip(reason=f"the pretrained checkpoint is not installed: {err}")
+    return path
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

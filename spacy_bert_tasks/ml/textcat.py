@@ -6,7 +6,8 @@ a softmax over exclusive classes, or a linear layer with a sigmoid per label
 for multi-label data. Both expect the gradient of a cross-entropy loss,
 ``scores - truth``, which is also the gradient with respect to their logits.
 """
-from typing import Callable, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -17,6 +18,7 @@ from thinc.types import Floats2d
 
 # BERT's initialiser for its classifier: weights from N(0, 0.02), zero bias.
 INIT_RANGE = 0.02
+POOLER_INITS = ("random", "checkpoint")
 
 
 @registry.architectures("spacy_bert_tasks.TextCat.v1")
@@ -27,6 +29,7 @@ def build_textcat_model(
     dropout: float = 0.1,
     dense_tanh: bool = False,
     nO: Optional[int] = None,
+    pooler_init: str = "random",
 ) -> Model[List[Doc], Floats2d]:
     """Classify each doc from one pooled encoder vector.
 
@@ -40,9 +43,17 @@ def build_textcat_model(
     dropout (float): dropout on the pooled vector, as BERT's classifier has.
     dense_tanh (bool): put a dense layer with tanh (as wide as the encoder)
         between pooling and dropout, as BERT's pooler does before its
-        classifier (freshly initialised here, not NSP-trained).
+        classifier.
     nO (Optional[int]): the number of labels; the component sets it.
+    pooler_init (str): how ``dense_tanh`` starts: "random" (BERT's N(0, 0.02)), or
+        "checkpoint": from the encoder's pretrained pooler, as
+        ``BertForSequenceClassification`` does (the component copies it in
+        ``initialize``; the encoder must have one).
     """
+    if pooler_init not in POOLER_INITS:
+        raise ValueError(f"Unknown pooler_init {pooler_init!r}; choose one of {', '.join(POOLER_INITS)}.")
+    if pooler_init == "checkpoint" and not dense_tanh:
+        raise ValueError('pooler_init = "checkpoint" initialises the dense_tanh layer: set dense_tanh = true too.')
     if exclusive_classes:
         output = Softmax(nO=nO, init_W=_bert_init, init_b=zero_init)
     else:
@@ -55,8 +66,31 @@ def build_textcat_model(
     model.set_ref("head", head)
     model.set_ref("head_input", dense or (output if exclusive_classes else output.layers[0]))
     model.set_ref("output_layer", output if exclusive_classes else output.layers[0])
+    if dense:
+        model.set_ref("dense_tanh", dense)
     model.attrs["multi_label"] = not exclusive_classes
+    model.attrs["pooler_init"] = pooler_init
     return model
+
+
+def copy_pooler(dense: Model, transformer: Any) -> None:
+    """Set a ``dense_tanh`` layer's weights to a Hugging Face encoder's pretrained pooler (dense + tanh).
+
+    dense (Model): an initialised ``dense_tanh`` layer, (width, width).
+    transformer (Any): the encoder's Hugging Face model, e.g. a ``BertModel``.
+    """
+    pooler = getattr(getattr(transformer, "pooler", None), "dense", None)
+    if pooler is None or not _pooler_in_checkpoint(transformer):
+        kind = type(transformer).__name__
+        raise ValueError(
+            f'pooler_init = "checkpoint", but the encoder ({kind}) has no pretrained pooler. '
+            'Use pooler_init = "random" (or dense_tanh = false).'
+        )
+    W, b = pooler.weight.detach().cpu().numpy(), pooler.bias.detach().cpu().numpy()  # torch Linear: (out, in)
+    if W.shape != (dense.get_dim("nO"), dense.get_dim("nI")):
+        raise ValueError(f"The encoder's pooler is {W.shape}, the head's dense layer {(dense.get_dim('nO'), dense.get_dim('nI'))}.")
+    dense.set_param("W", dense.ops.asarray2f(W.copy()))
+    dense.set_param("b", dense.ops.asarray1f(b.copy()))
 
 
 def sigmoid_for_crossentropy() -> Model[Floats2d, Floats2d]:
@@ -105,6 +139,21 @@ def _dense_tanh_forward(model: Model, X: Floats2d, is_train: bool) -> Tuple[Floa
         return model.ops.gemm(dZ, W)
 
     return Y, backprop
+
+
+def _pooler_in_checkpoint(transformer: Any) -> bool:
+    """Whether the folder the encoder was loaded from holds pooler weights (Hugging Face
+    adds a randomly initialised pooler when it does not). True where it cannot tell."""
+    from safetensors import safe_open
+
+    files = sorted(Path(getattr(transformer.config, "_name_or_path", "") or ".").glob("*.safetensors"))
+    if not files:
+        return True
+    for file in files:
+        with safe_open(str(file), "np") as weights:
+            if any(key.endswith("pooler.dense.weight") for key in weights.keys()):
+                return True
+    return False
 
 
 def _bert_init(ops: Ops, shape: Tuple[int, ...]) -> Floats2d:

@@ -27,7 +27,8 @@ from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Config, Model
 from thinc.types import Floats2d
 
-from ..ml import textcat as _textcat_model  # noqa: F401  (registers TextCat.v1, the listener, pooling)
+from ..ml.textcat import copy_pooler  # (importing it registers TextCat.v1, the listener, pooling)
+from ..training import listened_encoder
 from .base import BertTaskPipe
 
 DEFAULT_MODEL_CONFIG = """
@@ -224,6 +225,8 @@ class BertTextCategorizer(BertTaskPipe):
         validate_get_examples(get_examples, "BertTextCategorizer.initialize")
         self.cfg["pairs"] = self._pairs_in(get_examples())
         super().initialize(get_examples, nlp=nlp, labels=labels)
+        if self.model.attrs.get("pooler_init") == "checkpoint":
+            self._copy_pretrained_pooler(nlp)
         if positive_label is not None:
             if positive_label not in self.labels:
                 raise ValueError(
@@ -235,6 +238,15 @@ class BertTextCategorizer(BertTaskPipe):
                     f"labels{' and is multi-label' if self.cfg['multi_label'] else ''}. Remove positive_label."
                 )
         self.cfg["positive_label"] = positive_label
+
+    def _copy_pretrained_pooler(self, nlp: Optional[Language]) -> None:
+        encoder = listened_encoder(nlp, self.name) if nlp is not None else None
+        if encoder is None or not encoder.attrs.get("has_transformer"):
+            raise ValueError(
+                f'\'{self.name}\' has pooler_init = "checkpoint" but no initialised encoder to copy the pooler from. '
+                "Initialise it in a pipeline with its transformer (nlp.initialize), or use pooler_init = \"random\"."
+            )
+        copy_pooler(self.model.get_ref("dense_tanh"), encoder.transformer)
 
     def labels_from_examples(self, examples: Iterable[Example]) -> List[str]:
         """Every label named in the gold ``cats``, in order of first appearance."""

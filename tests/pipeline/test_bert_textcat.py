@@ -465,3 +465,31 @@ def test_evaluate_command_keeps_the_pairs(trained, tmp_path):
     assert scores["cats_score"] == pytest.approx(1.0) and scores["cats_score_desc"] == "macro F"
     assert set(scores["cats_f_per_type"]) == {"SAME", "DIFF"}
     assert "TEXTCAT (macro F)" in result.output
+
+
+@pytest.mark.parametrize("pooler_init", ["checkpoint", "random"])
+def test_dense_tanh_starts_from_the_pretrained_pooler(tiny_encoder, pooler_init):
+    """pooler_init = "checkpoint": the dense + tanh layer is the encoder's pooler, as in BertForSequenceClassification."""
+    nlp = make_pipeline(tiny_encoder, model={"dense_tanh": True, "pooler_init": pooler_init})
+    nlp.initialize(lambda: make_examples(nlp, SINGLE_DATA))
+    pooler = nlp.get_pipe("transformer").model.transformer.pooler.dense
+    dense = nlp.get_pipe("bert_textcat").model.get_ref("dense_tanh")
+    same = numpy.array_equal(dense.get_param("W"), pooler.weight.detach().numpy())
+    assert same == (pooler_init == "checkpoint")
+    if same:
+        assert numpy.array_equal(dense.get_param("b"), pooler.bias.detach().numpy())
+
+
+def test_pooler_init_checkpoint_needs_dense_tanh_and_a_pooler(tiny_encoder, tmp_path):
+    from transformers import AutoModel
+
+    with pytest.raises(ValueError, match="set dense_tanh = true"):
+        make_pipeline(tiny_encoder, model={"pooler_init": "checkpoint"})
+    no_pooler = tmp_path / "no-pooler"
+    AutoModel.from_pretrained(tiny_encoder, add_pooling_layer=False).save_pretrained(no_pooler)
+    for path in tiny_encoder.iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            (no_pooler / path.name).write_bytes(path.read_bytes())
+    nlp = make_pipeline(no_pooler, model={"dense_tanh": True, "pooler_init": "checkpoint"})
+    with pytest.raises(ValueError, match="has no pretrained pooler"):
+        nlp.initialize(lambda: make_examples(nlp, SINGLE_DATA))
