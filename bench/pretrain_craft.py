@@ -90,6 +90,11 @@ def main() -> None:
     parser.add_argument("--objective", default="mlm", choices=["mlm", "wwm", "span"])
     parser.add_argument("--extend-vocab", type=int, default=0, help="stage 2: add up to N CRAFT words to the vocabulary")
     parser.add_argument("--skip-general", action="store_true", help="reuse stage 1's encoder from an earlier run")
+    parser.add_argument("--encoder", type=Path, default=None,
+                        help="adapt this local encoder instead of stage 1's (e.g. the pretrained all-MiniLM-L6-v2); "
+                             "a checkpoint without an MLM head starts the head fresh, so its 'before' perplexity is "
+                             "that of a random head: use --control to separate the head's learning from the domain's")
+    parser.add_argument("--adapt-lr", type=float, default=2e-4, help="stage 2 learning rate")
     parser.add_argument("--control", action="store_true",
                         help="also continue stage 1 on general text for the same budget, measured on the CRAFT test articles")
     args = parser.parse_args()
@@ -100,27 +105,30 @@ def main() -> None:
     cli = [sys.executable, "-m", "spacy_bert_tasks", "pretrain"]
     common = ["--batch-size", str(args.batch_size), "--max-seq-length", "128", "--save-steps", "500",
               "--logging-steps", "100", "--no-progress", "--overwrite"]
-    general = work / "general-tiny"
+    general = args.encoder or work / "general-tiny"
     general_time = general_cpu = None
-    if not args.skip_general:
+    if not args.skip_general and args.encoder is None:
         write_general_text(args.data_dir, work / "general.txt")
         general_time, general_cpu = run([
             *cli, str(work / "general.txt"), "--size", "tiny", "--vocab-size", "8000", "--output", str(general),
             "--with-head", "--max-steps", str(args.general_steps), "--lr", "5e-4", "--eval-fraction", "0.02", *common,
         ])
-    adapted = work / (f"craft-tiny-{args.objective}" + (f"-vocab{args.extend_vocab}" if args.extend_vocab else ""))
+    start_name = args.encoder.name if args.encoder else "tiny"
+    adapted = work / (f"craft-{start_name}-{args.objective}" + (f"-vocab{args.extend_vocab}" if args.extend_vocab else ""))
     adapt_time, adapt_cpu = run([
         *cli, str(work / "craft-train.txt"), "--encoder", str(general), "--eval-file", str(work / "craft-test.txt"),
-        "--output", str(adapted), "--max-steps", str(args.adapt_steps), "--lr", "2e-4",
+        "--output", str(adapted), "--max-steps", str(args.adapt_steps), "--lr", str(args.adapt_lr),
         "--objective", args.objective, "--extend-vocab", str(args.extend_vocab), "--eval-steps", "500", *common,
     ])
 
     control = None
     if args.control:
-        control_dir = work / "general-continued"
+        control_dir = work / f"general-continued-{start_name}"
+        if not (work / "general.txt").exists():
+            write_general_text(args.data_dir, work / "general.txt")
         run([
             *cli, str(work / "general.txt"), "--encoder", str(general), "--eval-file", str(work / "craft-test.txt"),
-            "--output", str(control_dir), "--max-steps", str(args.adapt_steps), "--lr", "2e-4",
+            "--output", str(control_dir), "--max-steps", str(args.adapt_steps), "--lr", str(args.adapt_lr),
             "--objective", args.objective, "--eval-steps", "500", *common,
         ])
         control = json.loads((control_dir / "pretrain_metrics.json").read_text())
@@ -145,7 +153,8 @@ def main() -> None:
     command = [f"OMP_NUM_THREADS={torch_threads}"] if "OMP_NUM_THREADS" in os.environ else []
     command += ["python", "bench/pretrain_craft.py", "--work-dir", str(work), "--general-steps", str(args.general_steps),
                "--adapt-steps", str(args.adapt_steps), "--batch-size", str(args.batch_size),
-               "--objective", args.objective, "--extend-vocab", str(args.extend_vocab)]
+               "--objective", args.objective, "--extend-vocab", str(args.extend_vocab), "--adapt-lr", str(args.adapt_lr)]
+    command += ["--encoder", str(args.encoder)] if args.encoder else []
     command += ["--skip-general"] if args.skip_general else []
     command += ["--control"] if args.control else []
     print("reproduce: " + " ".join(shlex.quote(part) for part in command))

@@ -85,6 +85,7 @@ def convert_cli(
     scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (BILUO if any L-/U-/S-/E- tag, else IOB2), iob2, iob1 or bilou."),
     doc_level: bool = typer.Option(False, "--doc-level", help="CoNLL/IOB: one doc per -DOCSTART- document, sentence starts set (default: one doc per sentence)."),
     label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Text classification: separator of several labels in one cell (multi-label); detected in CSV/TSV when omitted."),
+    label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification: new names for the labels, as OLD=NEW pairs, e.g. '0=negative,1=positive' for GLUE's SST-2."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad examples and count them, instead of stopping at the first."),
 ) -> None:
     """Convert raw corpus files to spaCy's binary format.
@@ -100,6 +101,7 @@ def convert_cli(
     if len(paths) % 2:
         msg.fail("Give INPUT OUTPUT pairs", f"Got {len(paths)} paths: '{paths[-1]}' has no OUTPUT.", exits=1)
     pairs = list(zip(paths[::2], paths[1::2]))
+    names = _parse_label_names(label_names) if label_names else None
     for input_path, _ in pairs:  # check them all before converting any
         if not input_path.is_file():
             msg.fail(f"Input file not found: {input_path}", "Check the path (INPUT comes before its OUTPUT).", exits=1)
@@ -109,7 +111,7 @@ def convert_cli(
         try:
             docs, report = convert_file(
                 input_path, format, lang=lang, scheme=scheme, doc_level=doc_level,
-                label_sep=label_sep, skip_invalid=skip_invalid,
+                label_sep=label_sep, label_names=names, skip_invalid=skip_invalid,
             )
         except ConversionError as err:
             msg.fail(f"Could not convert {input_path}", str(err), exits=1)
@@ -124,6 +126,16 @@ def convert_cli(
             msg.warn(f"Skipped {report.n_skipped} {report.unit}", "\n".join(report.skip_summary()))
         path = write_docbin(docs, output_path)
         msg.good(f"Wrote {report.n_written} docs ({report.unit}) to {path}")
+
+
+def _parse_label_names(text: str) -> dict:
+    names = {}
+    for item in text.split(","):
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            msg.fail(f"Could not read --label-names '{text}'", f"'{item}' is not OLD=NEW; write e.g. '0=negative,1=positive'.", exits=1)
+        names[old.strip()] = new.strip()
+    return names
 
 
 @app.command("merge-corpora")

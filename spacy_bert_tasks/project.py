@@ -26,6 +26,7 @@ TASK_KINDS = (TEXTCAT, NER, QA)
 # Headline metrics per task, in the order the summary shows them.
 HEADLINE_METRICS = [
     ("cats_score", "cats"), ("cats_macro_f", "macro F"), ("cats_macro_auc", "macro AUC"),
+    ("pair_score", "pair"), ("pair_macro_auc", "pair macro AUC"),
     ("ents_p", "P"), ("ents_r", "R"), ("ents_f", "F"),
     ("qa_exact", "EM"), ("qa_f1", "F1"),
 ]

@@ -184,9 +184,12 @@ import spacy
 
 nlp = spacy.load({PACKAGE!r})
 names = set(nlp.pipe_names)
-assert {{"transformer", "bert_textcat", "bert_ner", "bert_qa"}} <= names, nlp.pipe_names
+assert {{"transformer", "bert_textcat", "bert_pair", "bert_ner", "bert_qa"}} <= names, nlp.pipe_names
 doc = nlp("Ana Moravec visited Varnholm on Monday .")
-assert set(doc.cats), doc.cats
+assert set(doc.cats) == {{"negative", "positive"}}, doc.cats  # the paraphrase head skips single texts
+pair = nlp.make_doc("Ana Moravec visited Varnholm .")
+pair._.text_pair = "Ana Moravec went to Varnholm ."
+assert {{"paraphrase", "not_paraphrase"}} <= set(nlp(pair).cats), pair.cats
 print("ents", [(e.text, e.label_) for e in doc.ents])
 print("cats", doc.cats)
 qa = nlp.make_doc("Varnholm is a town on the river Esk. It was founded in 1554 by Kemal Castellan.")
@@ -221,7 +224,7 @@ def test_project_all_then_install_and_load(tmp_path):
     print(f"spacy project run all: {elapsed:.0f} s")
     assert elapsed < 600, f"the default workflow took {elapsed:.0f} s; it must finish in under 10 minutes"
     assert "Metrics" in result.stdout and "ents_f" in result.stdout and "qa_f1" in result.stdout
-    for name in ("textcat", "pair", "ner", "qa", "joint-textcat", "joint-ner", "joint-qa"):
+    for name in ("textcat", "pair", "ner", "qa", "joint-textcat", "joint-pair", "joint-ner", "joint-qa"):
         assert (project / "metrics" / f"{name}.json").exists(), name
     wheels = list((project / "packages").glob(f"{PACKAGE}-*/dist/*.whl"))
     assert len(wheels) == 1, wheels
@@ -279,15 +282,23 @@ def _zero(d_scores) -> bool:
     return not numpy.asarray(data).any()
 
 
-@pytest.mark.parametrize("head", ["bert_textcat", "bert_ner", "bert_qa"])
+def _corpus_of(doc) -> str:
+    """The joint pipeline's component a gold doc is for (sentiment and paraphrase are both textcat)."""
+    kind = doc_tasks(doc)[0]
+    if kind == "textcat":
+        return "bert_pair" if doc._.text_pair is not None else "bert_textcat"
+    return {"ner": "bert_ner", "qa": "bert_qa"}[kind]
+
+
+@pytest.mark.parametrize("head", ["bert_textcat", "bert_pair", "bert_ner", "bert_qa"])
 def test_joint_heads_learn_nothing_from_other_tasks_docs(joint_nlp, head, tmp_path):
-    """Through the merge, a doc of another task gives a head no loss and no gradient;
-    a doc of its own task does."""
+    """Through the merge, a doc of another task (or of the other classifier) gives a head
+    no loss and no gradient; a doc of its own task does."""
     from .test_readme import _examples
 
     corpora = {}
-    for kind, keep in (("bert_textcat", "textcat"), ("bert_ner", "ner"), ("bert_qa", "qa")):
-        docs = [eg.reference for eg in _examples(joint_nlp) if doc_tasks(eg.reference) == [keep]]
+    for kind in ("bert_textcat", "bert_pair", "bert_ner", "bert_qa"):
+        docs = [eg.reference for eg in _examples(joint_nlp) if _corpus_of(eg.reference) == kind]
         corpora[kind] = tmp_path / f"{kind}.spacy"
         DocBin(docs=docs, store_user_data=True).to_disk(corpora[kind])
     merge_corpora(list(corpora.items()), tmp_path / "joint.spacy")
@@ -295,12 +306,11 @@ def test_joint_heads_learn_nothing_from_other_tasks_docs(joint_nlp, head, tmp_pa
 
     examples = list(create_corpus_reader(str(tmp_path / "joint.spacy"))(joint_nlp))
     pipe = joint_nlp.get_pipe(head)
-    own = {"bert_textcat": "textcat", "bert_ner": "ner", "bert_qa": "qa"}[head]
     for eg in examples:
         joint_nlp.get_pipe("transformer")(eg.predicted)
         scores = pipe.model.predict([eg.predicted])
         loss, d_scores = pipe.get_loss([eg], scores)
-        if doc_tasks(eg.reference) == [own]:
+        if _corpus_of(eg.reference) == head:
             assert loss > 0 and not _zero(d_scores), eg.reference.text
         else:
             assert loss == 0 and _zero(d_scores), (head, eg.reference.text, loss)

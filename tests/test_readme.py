@@ -38,6 +38,14 @@ def _examples(nlp):
         doc = nlp.make_doc(text)
         doc.cats = {"1": float(label == "1"), "0": float(label == "0")}
         examples.append(Example(nlp.make_doc(text), doc))
+    if "bert_pair" in nlp.pipe_names:
+        for pair, label in [("Ana Moravec went to Varnholm .", "paraphrase"), ("It rained .", "not_paraphrase")] * 2:
+            doc = nlp.make_doc("Ana Moravec visited Varnholm .")
+            doc._.text_pair = pair
+            doc.cats = {"paraphrase": float(label == "paraphrase"), "not_paraphrase": float(label != "paraphrase")}
+            predicted = nlp.make_doc(doc.text)
+            predicted._.text_pair = pair
+            examples.append(Example(predicted, doc))
     doc = nlp.make_doc("Ana Moravec visited Varnholm on Monday .")
     doc.ents = [doc.char_span(0, 11, label="PER"), doc.char_span(20, 28, label="LOC")]
     examples.append(Example(nlp.make_doc(doc.text), doc))
@@ -63,8 +71,12 @@ def _pipeline(config_name: str, encoder: Path, folder: Path) -> Path:
         "components.transformer.model.max_length": 128,
         "components.transformer.model.stride": 32,
     }
-    if "labels" in load_config(path)["paths"]:
-        overrides["paths.labels"] = str(folder / "no-labels")
+    if "labels" in load_config(path)["paths"]:  # the joint pipeline's two classifiers: their labels, as merge-corpora writes
+        labels = folder / "labels"
+        labels.mkdir(parents=True, exist_ok=True)
+        (labels / "bert_textcat.json").write_text('["0", "1"]', encoding="utf8")
+        (labels / "bert_pair.json").write_text('["not_paraphrase", "paraphrase"]', encoding="utf8")
+        overrides["paths.labels"] = str(labels)
     config = load_config(path, overrides=overrides, interpolate=True)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     examples = [eg for eg in _examples(nlp) if _wanted(eg, nlp.pipe_names)]

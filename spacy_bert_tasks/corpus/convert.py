@@ -1,7 +1,7 @@
 """``convert``: one raw file in, docs and a report out, and the DocBin writer."""
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -24,6 +24,7 @@ def convert_file(
     scheme: str = "auto",
     doc_level: bool = False,
     label_sep: Optional[str] = None,
+    label_names: Optional[Dict[str, str]] = None,
     skip_invalid: bool = False,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Convert a raw corpus file into docs.
@@ -36,6 +37,8 @@ def convert_file(
     doc_level (bool): column files: one doc per -DOCSTART- document instead of per sentence.
     label_sep (Optional[str]): text classification: separator of several labels
         in one cell; None detects it in tables, "" never splits.
+    label_names (Optional[Dict[str, str]]): text classification: new names for
+        the file's labels, e.g. GLUE's {"0": "negative", "1": "positive"}.
     skip_invalid (bool): count bad examples as skipped instead of raising ConversionError.
     RETURNS (Tuple[List[Doc], ConversionReport]): the docs and what happened.
     """
@@ -65,9 +68,31 @@ def convert_file(
         docs, report = convert_textcat_jsonl(path, nlp, label_sep=label_sep, skip_invalid=skip_invalid)
     else:
         docs, report = convert_squad(path, nlp, skip_invalid=skip_invalid)
+    if label_names:
+        rename_labels(docs, label_names, report, path)
     if note:
         report.notes.insert(0, note)
     return docs, report
+
+
+def rename_labels(docs: List[Doc], names: Dict[str, str], report: ConversionReport, path: Path) -> None:
+    """Rename text classification labels in place (``doc.cats`` and the report's counts)."""
+    found = set(report.labels) | {label for doc in docs for label in doc.cats}
+    unknown = sorted(set(names) - found)
+    if not found:
+        raise ConversionError(path, "", "no labels to rename", "--label-names is for text classification files",
+                              "leave --label-names out for this file")
+    if unknown:
+        raise ConversionError(path, "", "unknown label", f"--label-names names {unknown}, but the file's labels are "
+                              f"{sorted(found)}", "name labels the file has")
+    renamed = [names.get(label, label) for label in sorted(found)]
+    if len(set(renamed)) < len(renamed):
+        raise ConversionError(path, "", "labels merged", f"--label-names gives two labels the same name: {names}",
+                              "give each label its own name")
+    for doc in docs:
+        doc.cats = {names.get(label, label): value for label, value in doc.cats.items()}
+    report.labels = type(report.labels)({names.get(label, label): n for label, n in report.labels.items()})
+    report.notes.append("labels renamed: " + ", ".join(f"{old} -> {new}" for old, new in sorted(names.items())))
 
 
 @lru_cache(maxsize=4)

@@ -108,8 +108,8 @@ def score_bert_cats(
 ) -> Dict[str, Any]:
     """spaCy's ``cats_*`` scores, with the component's mode and threshold.
 
-    Docs whose gold ``cats`` are empty are not annotated for this task (as in
-    a joint corpus's NER docs) and are left out; spaCy's scorer would count
+    Docs whose gold ``cats`` hold none of ``labels`` are not annotated for this
+    classifier (as in a joint corpus's NER docs, or another classifier's) and are left out; spaCy's scorer would count
     their predicted class as a false positive. With no annotated doc at all,
     every score is None.
 
@@ -118,7 +118,8 @@ def score_bert_cats(
     positive_label (Optional[str]): for two exclusive classes, make ``cats_score``
         that label's F-score instead of the macro F.
     """
-    annotated = [eg for eg in examples if eg.reference.cats]
+    own = set(labels)
+    annotated = [eg for eg in examples if eg.reference.cats and (not own or not own.isdisjoint(eg.reference.cats))]
     scores = Scorer.score_cats(
         annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
     )
@@ -132,6 +133,21 @@ def score_bert_cats(
 @registry.scorers("spacy_bert_tasks.textcat_scorer.v1")
 def make_textcat_scorer() -> Callable[..., Dict[str, Any]]:
     return score_bert_cats
+
+
+@registry.scorers("spacy_bert_tasks.textcat_scorer.v2")
+def make_textcat_scorer_v2(prefix: str = "cats") -> Callable[..., Dict[str, Any]]:
+    """v1's scores, their keys starting ``prefix`` instead of "cats" (e.g. ``pair_score``).
+
+    A pipeline with two classifiers (sentiment and paraphrase on one encoder)
+    gives each its own keys; with the same keys one would overwrite the other.
+    """
+
+    def score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        scores = score_bert_cats(examples, **kwargs)
+        return {prefix + key[len("cats"):] if key.startswith("cats_") else key: value for key, value in scores.items()}
+
+    return score
 
 
 class BertTextCategorizer(BertTaskPipe):
@@ -223,7 +239,7 @@ class BertTextCategorizer(BertTaskPipe):
             whose F-score is ``cats_score`` (e.g. the paraphrase class of MRPC).
         """
         validate_get_examples(get_examples, "BertTextCategorizer.initialize")
-        self.cfg["pairs"] = self._pairs_in(get_examples())
+        self.cfg["pairs"] = self._pairs_in(get_examples(), labels)
         super().initialize(get_examples, nlp=nlp, labels=labels)
         if self.model.attrs.get("pooler_init") == "checkpoint":
             self._copy_pretrained_pooler(nlp)
@@ -277,7 +293,7 @@ class BertTextCategorizer(BertTaskPipe):
         mask = numpy.zeros((len(examples), len(index)), dtype="f")
         for i, eg in enumerate(examples):
             cats = eg.reference.cats
-            if cats and self.cfg["pairs"] and self._lacks_pair(eg.predicted, always=True):
+            if self.cfg["pairs"] and not index.keys().isdisjoint(cats) and self._lacks_pair(eg.predicted, always=True):
                 self._raise_missing_pair(eg.predicted, "training")
             for label, value in cats.items():
                 if not 0.0 <= value <= 1.0:
@@ -296,11 +312,16 @@ class BertTextCategorizer(BertTaskPipe):
                 mask[i] = 1.0 if truths[i].sum() == 1.0 else 0.0
         return truths, mask
 
-    def _pairs_in(self, examples: Iterable[Example]) -> bool:
-        """Whether the annotated training docs are sentence pairs (all of them) or single texts (none)."""
+    def _pairs_in(self, examples: Iterable[Example], labels: Optional[Sequence[str]] = None) -> bool:
+        """Whether the annotated training docs are sentence pairs (all of them) or single texts (none).
+
+        With ``labels`` given, only the docs annotated with one of them count (in a
+        joint corpus, the docs of another classifier are not this head's).
+        """
+        own = set(labels) if labels is not None else None
         n_docs = n_pairs = n_gold_only = 0
         for eg in examples:
-            if not eg.reference.cats:
+            if not eg.reference.cats or (own is not None and own.isdisjoint(eg.reference.cats)):
                 continue
             n_docs += 1
             n_pairs += eg.predicted._.text_pair is not None

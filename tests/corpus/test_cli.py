@@ -131,3 +131,19 @@ def test_convert_odd_paths_or_missing_input_fail_before_writing(tmp_path):
     result = runner.invoke(app, ["convert", str(tmp_path / "a.iob"), str(tmp_path / "a.spacy"), str(tmp_path / "nope.iob"), str(tmp_path / "b.spacy")])
     assert result.exit_code == 1 and "nope.iob" in "".join(result.output.split())
     assert not (tmp_path / "a.spacy").exists()
+
+
+def test_convert_label_names(tmp_path):
+    (tmp_path / "sst.tsv").write_text("sentence\tlabel\na fine film .\t1\na dull film .\t0\n", encoding="utf8")
+    out = tmp_path / "sst.spacy"
+    result = runner.invoke(app, ["convert", str(tmp_path / "sst.tsv"), str(out), "--label-names", "0=negative,1=positive"])
+    assert result.exit_code == 0, result.output
+    assert has(result, "labels renamed: 0 -> negative, 1 -> positive")
+    assert [doc.cats for doc in load(out)] == [{"negative": 0.0, "positive": 1.0}, {"negative": 1.0, "positive": 0.0}]
+    result = runner.invoke(app, ["convert", str(tmp_path / "sst.tsv"), str(out), "--label-names", "2=neutral"])
+    assert result.exit_code == 1
+    assert has(result, "names ['2'], but the file's labels are ['0', '1']")
+    result = runner.invoke(app, ["convert", str(tmp_path / "sst.tsv"), str(out), "--label-names", "0=x,1=x"])
+    assert result.exit_code == 1 and has(result, "two labels the same name")
+    result = runner.invoke(app, ["convert", str(tmp_path / "sst.tsv"), str(out), "--label-names", "0"])
+    assert result.exit_code == 1 and has(result, "is not OLD=NEW")

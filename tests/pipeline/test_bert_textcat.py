@@ -493,3 +493,30 @@ def test_pooler_init_checkpoint_needs_dense_tanh_and_a_pooler(tiny_encoder, tmp_
     nlp = make_pipeline(no_pooler, model={"dense_tanh": True, "pooler_init": "checkpoint"})
     with pytest.raises(ValueError, match="has no pretrained pooler"):
         nlp.initialize(lambda: make_examples(nlp, SINGLE_DATA))
+
+
+def test_two_classifiers_on_one_encoder_learn_from_their_own_labels(tiny_encoder):
+    """Sentiment and paraphrase heads on one encoder, trained on one mixed corpus: each head takes
+    loss only from the docs with its labels, the pair head skips single texts, and each scores under
+    its own keys (textcat_scorer.v2's prefix)."""
+    nlp = make_pipeline(tiny_encoder)
+    pair_scorer = {"@scorers": "spacy_bert_tasks.textcat_scorer.v2", "prefix": "pair"}
+    nlp.add_pipe("bert_textcat", name="bert_pair", config={"missing_pair": "skip", "scorer": pair_scorer})
+    examples = make_examples(nlp, SINGLE_DATA + PAIR_DATA)
+    nlp.config["initialize"]["components"] = {
+        "bert_textcat": {"labels": ["POS", "NEG"]}, "bert_pair": {"labels": ["SAME", "DIFF"]},
+    }
+    nlp.initialize(lambda: examples)
+    sentiment, pair = nlp.get_pipe("bert_textcat"), nlp.get_pipe("bert_pair")
+    assert (sentiment.cfg["pairs"], pair.cfg["pairs"]) == (False, True)
+    for head, own in ((sentiment, SINGLE_DATA), (pair, PAIR_DATA)):
+        truths, mask = head._examples_to_truth(examples)
+        assert mask[:, 0].tolist() == [float(i < len(own)) if head is sentiment else float(i >= len(SINGLE_DATA))
+                                       for i in range(len(examples))]
+    nlp.update(examples, sgd=Adam(0.001))
+    single = nlp(SINGLE_DATA[0][0])
+    assert set(single.cats) == {"POS", "NEG"}
+    assert set(nlp(make_doc(nlp, _A, _GOOD)).cats) == {"POS", "NEG", "SAME", "DIFF"}
+    scores = nlp.evaluate(examples)
+    assert scores["cats_score"] is not None and scores["pair_score"] is not None
+    assert "pair_macro_auc" in scores and "cats_macro_auc" in scores
