@@ -650,7 +650,10 @@ class _SpecialLayout:
         a_pos = [i for i, s in enumerate(segment) if s == 0]
         b_pos = [i for i, s in enumerate(segment) if s == 1] if pair else [len(ids)]
         if not a_pos or not b_pos or any(s is None for s in segment[a_pos[0] : a_pos[-1] + 1]):
-            raise ValueError(f"Could not read the special-token layout of the tokenizer of {_tokenizer_name(tokenizer)}.")
+            raise ValueError(
+                f"Could not read the special-token layout of the tokenizer of {_tokenizer_name(tokenizer)}: "
+                f"encoding 'a'{' + a' if pair else ''} gave {encoding.tokens}. Check its tokenizer.json."
+            )
         i, j = a_pos[0], b_pos[0]
         self.prefix, self.middle = ids[:i], ids[a_pos[-1] + 1 : j]
         self.suffix = ids[b_pos[-1] + 1 :] if pair else []
@@ -689,18 +692,16 @@ def _piece_tokens(doc: Doc, offsets: Sequence[Tuple[int, int]]) -> Tuple[numpy.n
     "EU rejects"), and that space belongs to no token; a piece of whitespace only
     (a lone "▁", or the text of a whitespace token) aligns to nothing.
     """
-    if len(offsets) == 0:
-        return numpy.zeros((0,), dtype="i"), numpy.zeros((0,), dtype="i")
-    idx, length, is_space = doc.to_array(["IDX", "LENGTH", "IS_SPACE"]).astype("int64").T
-    words = numpy.flatnonzero(is_space == 0)
-    word_starts, word_ends = idx[words], idx[words] + length[words]
     offsets_arr = numpy.asarray(offsets, dtype="int64").reshape(-1, 2)
     starts, ends = offsets_arr[:, 0], offsets_arr[:, 1]
-    first = numpy.searchsorted(word_ends, starts, side="right")  # the first word ending after the piece starts
-    last = numpy.searchsorted(word_starts, ends, side="left") - 1  # the last word starting before it ends
+    idx, length, is_space = doc.to_array(["IDX", "LENGTH", "IS_SPACE"]).astype("int64").reshape(-1, 3).T
+    words = numpy.flatnonzero(is_space == 0)
+    if len(words) == 0:
+        return numpy.zeros((len(starts),), dtype="i"), numpy.full((len(starts),), -1, dtype="i")
+    first = numpy.searchsorted(idx[words] + length[words], starts, side="right")  # first word ending after the start
+    last = numpy.searchsorted(idx[words], ends, side="left") - 1  # last word starting before the end
     none = (first > last) | (ends <= starts)
-    first_tok = words[numpy.clip(first, 0, max(len(words) - 1, 0))] if len(words) else numpy.zeros_like(first)
-    last_tok = words[numpy.clip(last, 0, max(len(words) - 1, 0))] if len(words) else numpy.zeros_like(last)
+    first_tok, last_tok = words[numpy.minimum(first, len(words) - 1)], words[numpy.maximum(last, 0)]
     first_tok[none], last_tok[none] = 0, -1
     return first_tok.astype("i"), last_tok.astype("i")
 

@@ -73,7 +73,7 @@ class MaskedPositionsMixin:
             inputs["token_type_ids"] = token_type_ids
         if position_ids is not None:
             inputs["position_ids"] = position_ids
-        if labels is None or not self._masked_head:
+        if labels is None or not has_masked_positions_head(self):
             if next_sentence_label is not None:
                 inputs["next_sentence_label"] = next_sentence_label
             if labels is not None:
@@ -94,13 +94,6 @@ class MaskedPositionsMixin:
     @property
     def _takes_token_types(self) -> bool:
         return "token_type_ids" in inspect.signature(self.base_model.forward).parameters
-
-    @property
-    def _masked_head(self) -> bool:
-        """False where this instance's head differs from the table's (then the stock forward runs)."""
-        if not hasattr(self, "_has_masked_head"):
-            self._has_masked_head = has_masked_positions_head(self)
-        return self._has_masked_head
 
 
 _CLASSES: Dict[type, type] = {}

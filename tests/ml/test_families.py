@@ -15,7 +15,7 @@ from spacy.training import Example
 
 from spacy_bert_tasks.ml.encoder import encode_windows
 from spacy_bert_tasks.ml.qa import NEG_INF, candidate_mask, decode_spans, window_targets
-from tests.ml.conftest import DEFAULT_FAMILIES, FAMILIES, squad_questions
+from tests.ml.conftest import DEFAULT_FAMILIES, FAMILIES, WIDTH, squad_questions
 
 FAMILY_PARAMS = [
     pytest.param(name, marks=() if name in DEFAULT_FAMILIES else pytest.mark.slow, id=name) for name in FAMILIES
@@ -278,19 +278,20 @@ def test_masked_positions_loss_equals_the_stock_head(family_encoder, name):
     assert ours(input_ids=input_ids, attention_mask=mask, labels=labels).logits.shape[0] == int((labels != -100).sum())
 
 
-def test_a_different_mlm_head_falls_back_to_the_stock_one_and_says_so(family_encoder, tmp_path, caplog):
-    """DeBERTa-v2 with ``legacy = false`` has a head that also takes the embeddings: the stock forward runs."""
-    import json
+def test_a_family_without_a_masked_positions_head_uses_the_stock_one_and_says_so(family_encoder, tmp_path, caplog):
+    """MPNet's MLM class is not in ``MLM_HEADS``: pretraining falls back to the stock head and logs it."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
     from spacy_bert_tasks.pretraining.model import load_pretraining_model
 
-    folder = tmp_path / "deberta-new-head"
-    shutil.copytree(family_encoder("deberta-v2"), folder)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "legacy": False}))
+    folder = tmp_path / "mpnet"
+    tokenizer = AutoTokenizer.from_pretrained(family_encoder("bert"))
+    tokenizer.save_pretrained(folder)
+    config = MPNetConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **WIDTH)
+    MPNetModel(config).save_pretrained(folder, safe_serialization=True)
     with caplog.at_level(logging.WARNING, logger="spacy_bert_tasks"):
         model, _ = load_pretraining_model(folder)
-    assert "no masked-positions head" in caplog.text and "stock head" in caplog.text
+    assert "MPNetForMaskedLM has no masked-positions head" in caplog.text and "stock head" in caplog.text
     input_ids = torch.randint(5, model.config.vocab_size, (2, 16))
     labels = torch.where(torch.rand(2, 16) < 0.3, input_ids, torch.full_like(input_ids, -100))
     out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels)
@@ -309,3 +310,26 @@ def test_a_tokenizer_without_specials_is_refused(family_encoder, tmp_path):
     nlp = make_nlp(folder)
     with pytest.raises(ValueError, match="adds no special token before the text.*post-processor"):
         nlp.initialize()
+
+
+def test_piece_tokens_count_only_a_tokens_own_characters():
+    """Offsets that start on the space before a word, lone "▁" pieces, whitespace tokens, straddles."""
+    from spacy_bert_tasks.ml.encoder import _piece_tokens
+
+    doc = spacy.blank("en")("EU rejects  don't")  # EU, rejects, " ", do, n't
+    assert [t.text for t in doc] == ["EU", "rejects", " ", "do", "n't"]
+    offsets = [(0, 2), (2, 9), (9, 10), (10, 11), (11, 12), (12, 15), (15, 17), (0, 0)]
+    # "▁EU", "▁reject", "s", "▁" (space), "▁" (the whitespace token), "▁don", "'t", a special
+    first, last = _piece_tokens(doc, offsets)
+    assert first.tolist() == [0, 1, 1, 0, 0, 3, 4, 0]
+    assert last.tolist() == [0, 1, 1, -1, -1, 4, 4, -1]
+
+
+def test_max_positions_counts_robertas_padding_offset():
+    from transformers import BertConfig, RobertaConfig
+
+    from spacy_bert_tasks.ml.encoder import max_positions
+
+    assert max_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert max_positions(RobertaConfig(max_position_embeddings=512, pad_token_id=1)) == 510
+    assert max_positions(BertConfig(max_position_embeddings=512)) == 512
