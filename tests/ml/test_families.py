@@ -18,7 +18,9 @@ from spacy_bert_tasks.ml.qa import NEG_INF, candidate_mask, decode_spans, window
 from tests.ml.conftest import DEFAULT_FAMILIES, FAMILIES, WIDTH, squad_questions
 
 FAMILY_PARAMS = [
-    pytest.param(name, marks=() if name in DEFAULT_FAMILIES else pytest.mark.slow, id=name) for name in FAMILIES
+    pytest.param(name, id=name, marks=() if name in DEFAULT_FAMILIES else pytest.mark.slow(
+        reason=f"slow: the default run checks {', '.join(DEFAULT_FAMILIES)}; pass --slow for {name}"))
+    for name in FAMILIES
 ]
 # Punctuation, a contraction, double spaces, a newline, a hyphenated abbreviation.
 ALIGN_TEXT = 'EU rejects German call to boycott British lamb.  It\'s the U.S.-based firm\'s "best" (so far)\nOk.'
