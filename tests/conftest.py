@@ -45,10 +45,11 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--slow"):
         return
-    skip_slow = pytest.mark.skip(reason="slow: reads ../shared/data or runs a workflow; pass --slow")
+    default = "slow: reads ../shared/data or runs a workflow; pass --slow"
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip_slow)
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=marker.kwargs.get("reason", default)))
 
 
 @pytest.fixture(scope="session")

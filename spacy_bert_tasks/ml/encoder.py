@@ -160,11 +160,25 @@ def load_hf_encoder(name: Union[str, Path], tokenizer_config: Dict, transformer_
         ) from None
     if not tokenizer.is_fast:
         raise ValueError(f"The encoder '{name}' has no fast tokenizer; the encoder needs character offsets.")
-    vocab_file_contents = None
-    if getattr(tokenizer, "vocab_file", None) and Path(tokenizer.vocab_file).exists():
-        vocab_file_contents = Path(tokenizer.vocab_file).read_bytes()
+    vocab_file_contents = _vocab_file_contents(tokenizer)
     transformer.to(get_torch_default_device())
     return HFObjects(tokenizer, transformer, vocab_file_contents)
+
+
+def _vocab_file_contents(tokenizer: Any) -> Optional[bytes]:
+    """The bytes spacy-transformers saves as the tokenizer's ``vocab_file``.
+
+    Its serialiser writes these bytes wherever the tokenizer has a ``vocab_file``
+    attribute, and its loader reads that file back. SentencePiece-based fast
+    tokenizers (ALBERT, XLM-R, DeBERTa-v2/v3) keep the attribute even when the
+    folder has only ``tokenizer.json`` (``vocab_file`` is None); those get an empty
+    placeholder, so saving and loading work. The fast tokenizer reads only
+    ``tokenizer.json``, and never saves the empty file as a SentencePiece model.
+    """
+    vocab_file = getattr(tokenizer, "vocab_file", None)
+    if vocab_file and Path(vocab_file).exists():
+        return Path(vocab_file).read_bytes()
+    return b"" if hasattr(tokenizer, "vocab_file") else None
 
 
 def init(model: EncoderModel, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
@@ -176,10 +190,11 @@ def init(model: EncoderModel, X: Optional[List[Doc]] = None, Y: Any = None) -> N
 
 
 def _check_settings(model: EncoderModel) -> None:
-    limit = getattr(model.transformer.config, "max_position_embeddings", None)
+    limit = max_positions(model.transformer.config)
     if limit and model.attrs["max_length"] > limit:
         model.attrs["max_length"] = limit
-    room = model.attrs["max_length"] - model.tokenizer.num_special_tokens_to_add(pair=True)
+    layout = _SpecialLayout(model.tokenizer, pair=True)  # refuses a tokenizer without a layout
+    room = model.attrs["max_length"] - layout.n_special
     room -= max(model.attrs["max_question_length"], 0)
     if room < 2 or model.attrs["stride"] >= room:
         raise ValueError(
@@ -253,9 +268,27 @@ def run_transformer(
         return run(transformer, wordpieces, max_batch_tokens=max_batch_tokens, output_hidden_states=output_hidden_states)
 
 
+# Networks whose position ids count from pad_token_id + 1 (fairseq's convention),
+# so that their position table holds pad_token_id + 1 fewer pieces.
+_POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 # Networks whose windows can be packed into one row: they take a 3D attention
-# mask and explicit absolute position ids (RoBERTa's count from pad_token_id + 1).
-_PACKING_POSITION_START = {"bert": 0, "electra": 0, "roberta": None, "xlm-roberta": None, "camembert": None}
+# mask and explicit absolute position ids.
+_PACKABLE = frozenset({"bert", "electra", *_POSITIONS_AFTER_PADDING})
+
+
+def first_position_id(config: Any) -> int:
+    """The position id of a sequence's first piece: 0, or pad_token_id + 1 for RoBERTa's family."""
+    return config.pad_token_id + 1 if config.model_type in _POSITIONS_AFTER_PADDING else 0
+
+
+def max_positions(config: Any) -> Optional[int]:
+    """How many pieces (specials included) one sequence may hold, or None where the config sets no limit.
+
+    RoBERTa's family spends the first pad_token_id + 1 rows of its position table
+    (514 rows hold 512 pieces; a table of 512 holds 510).
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    return limit - first_position_id(config) if limit else None
 
 
 def packing_position_offset(transformer: torch.nn.Module) -> Optional[int]:
@@ -267,12 +300,11 @@ def packing_position_offset(transformer: torch.nn.Module) -> Optional[int]:
     if not isinstance(transformer, PreTrainedModel):
         return None
     config = transformer.config
-    if config.model_type not in _PACKING_POSITION_START:
+    if config.model_type not in _PACKABLE:
         return None
     if getattr(config, "position_embedding_type", "absolute") != "absolute":
         return None
-    start = _PACKING_POSITION_START[config.model_type]
-    return start if start is not None else config.pad_token_id + 1
+    return first_position_id(config)
 
 
 def _run_packed(
@@ -598,24 +630,45 @@ def _extra_segments(
 
 
 class _SpecialLayout:
-    """Where a tokenizer's template puts its special tokens around one or two segments.
+    """Where a tokenizer puts its special tokens around one or two segments.
 
-    Read once per batch from placeholder segments (-1 for the first, -2 for
-    the second), for any BERT-family layout, instead of asking the tokenizer
-    for every window.
+    Read from the tokenizer's own post-processor (the template its ``__call__``
+    applies), by encoding one-word placeholder segments and reading which
+    positions belong to no segment. A fast tokenizer's class may not know its
+    template (a generic ``PreTrainedTokenizerFast``'s ``build_inputs_with_special_tokens``
+    adds nothing), its ``tokenizer.json`` does. A layout with no special token
+    before the text, or none between two segments, is refused: the [CLS] pooling
+    and QA's null answer read the first piece, and a pair needs a separator.
     """
 
     def __init__(self, tokenizer: Any, pair: bool):
-        a, b = [-1], [-2] if pair else None
-        marked = list(tokenizer.build_inputs_with_special_tokens(a, b))
-        types = list(tokenizer.create_token_type_ids_from_sequences(a, b))
-        i = marked.index(-1)
-        j = marked.index(-2) if pair else len(marked)
-        self.prefix, self.middle, self.suffix = marked[:i], marked[i + 1 : j], marked[j + 1 :]
-        self.prefix_types, self.middle_types = types[:i], types[i + 1 : j]
-        self.suffix_types = types[j + 1 :]
+        encoding = tokenizer.backend_tokenizer.encode("a", "a" if pair else None, add_special_tokens=True)
+        real = [i for i, mask in enumerate(encoding.attention_mask) if mask]  # no padding, if the backend pads
+        ids = [encoding.ids[i] for i in real]
+        types = [encoding.type_ids[i] for i in real]
+        segment = [encoding.sequence_ids[i] for i in real]
+        a_pos = [i for i, s in enumerate(segment) if s == 0]
+        b_pos = [i for i, s in enumerate(segment) if s == 1] if pair else [len(ids)]
+        if not a_pos or not b_pos or any(s is None for s in segment[a_pos[0] : a_pos[-1] + 1]):
+            raise ValueError(
+                f"Could not read the special-token layout of the tokenizer of {_tokenizer_name(tokenizer)}: "
+                f"encoding 'a'{' + a' if pair else ''} gave {encoding.tokens}. Check its tokenizer.json."
+            )
+        i, j = a_pos[0], b_pos[0]
+        self.prefix, self.middle = ids[:i], ids[a_pos[-1] + 1 : j]
+        self.suffix = ids[b_pos[-1] + 1 :] if pair else []
+        self.prefix_types, self.middle_types = types[:i], types[a_pos[-1] + 1 : j]
+        self.suffix_types = types[b_pos[-1] + 1 :] if pair else []
         self.a_type, self.b_type = types[i], types[j] if pair else 0
-        self.n_special = len(marked) - (2 if pair else 1)
+        self.n_special = len(self.prefix) + len(self.middle) + len(self.suffix)
+        if not self.prefix or (pair and not self.middle):
+            where = "before the text" if not self.prefix else "between the two texts of a pair"
+            raise ValueError(
+                f"The tokenizer of {_tokenizer_name(tokenizer)} adds no special token {where} "
+                f"(its template gives {tokenizer.convert_ids_to_tokens(ids)} for 'a'{' + a' if pair else ''}). "
+                "The encoder needs the layout the model was pre-trained with, e.g. [CLS] a [SEP] b [SEP]: "
+                "give the tokenizer.json a post-processor (tokenizers' TemplateProcessing) that adds it."
+            )
 
     def build(self, a: List[int], b: Optional[List[int]]) -> Tuple[List[int], List[int], int]:
         """The ids and segment ids of ``[specials] a [specials] b [specials]``, and where b starts."""
@@ -627,18 +680,30 @@ class _SpecialLayout:
         return ids, types, len(self.prefix) + len(a) + len(self.middle)
 
 
+def _tokenizer_name(tokenizer: Any) -> str:
+    return f"'{tokenizer.name_or_path}'" if getattr(tokenizer, "name_or_path", "") else "this encoder"
+
+
 def _piece_tokens(doc: Doc, offsets: Sequence[Tuple[int, int]]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """For each piece, the first and last doc token its characters overlap (-1/-2 for none)."""
-    if len(offsets) == 0:
-        return numpy.zeros((0,), dtype="i"), numpy.zeros((0,), dtype="i")
-    token_starts = doc.to_array("IDX").astype("i")
-    offsets_arr = numpy.asarray(offsets, dtype="i").reshape(-1, 2)
+    """For each piece, the first and last doc token whose characters it covers (0 and -1 for none).
+
+    Only a token's own characters count. SentencePiece/Metaspace and unprefixed
+    byte-level offsets include the space before a word ("▁reject" is (2, 9) in
+    "EU rejects"), and that space belongs to no token; a piece of whitespace only
+    (a lone "▁", or the text of a whitespace token) aligns to nothing.
+    """
+    offsets_arr = numpy.asarray(offsets, dtype="int64").reshape(-1, 2)
     starts, ends = offsets_arr[:, 0], offsets_arr[:, 1]
-    first = numpy.searchsorted(token_starts, starts, side="right") - 1
-    last = numpy.searchsorted(token_starts, numpy.maximum(ends, starts + 1), side="left") - 1
-    empty = ends <= starts
-    first[empty], last[empty] = 0, -1  # pieces with no characters align to nothing
-    return first.astype("i"), numpy.maximum(last, first - 1).astype("i")
+    idx, length, is_space = doc.to_array(["IDX", "LENGTH", "IS_SPACE"]).astype("int64").reshape(-1, 3).T
+    words = numpy.flatnonzero(is_space == 0)
+    if len(words) == 0:
+        return numpy.zeros((len(starts),), dtype="i"), numpy.full((len(starts),), -1, dtype="i")
+    first = numpy.searchsorted(idx[words] + length[words], starts, side="right")  # first word ending after the start
+    last = numpy.searchsorted(idx[words], ends, side="left") - 1  # last word starting before the end
+    none = (first > last) | (ends <= starts)
+    first_tok, last_tok = words[numpy.minimum(first, len(words) - 1)], words[numpy.maximum(last, 0)]
+    first_tok[none], last_tok[none] = 0, -1
+    return first_tok.astype("i"), last_tok.astype("i")
 
 
 def _ranges(lengths: numpy.ndarray) -> numpy.ndarray:

@@ -9,6 +9,7 @@ selected positions). It is done by subclassing the Hugging Face class, so the mo
 still a ``PreTrainedModel``: Trainer saves, resumes and wraps it (DDP, mixed precision)
 as it would the stock one, and ``save_pretrained`` writes a plain ``BertForMaskedLM``.
 """
+import inspect
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +35,25 @@ MLM_HEADS: Dict[str, Tuple[str, ...]] = {
     "AlbertForMaskedLM": ("predictions",),
     "ElectraForMaskedLM": ("generator_predictions", "generator_lm_head"),
     "DistilBertForMaskedLM": ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+    # DeBERTa-v2/v3's default (config.legacy) head; the newer one also takes the embeddings.
+    "DebertaV2ForMaskedLM": ("cls",),
+    "ModernBertForMaskedLM": ("head", "decoder"),
 }
+
+
+def has_masked_positions_head(model: PreTrainedModel) -> bool:
+    """Whether ``model`` has the submodules ``MLM_HEADS`` lists for its class."""
+    names = MLM_HEADS.get(type(model).__name__, ())
+    modules = dict(model.named_modules())
+    return bool(names) and all(name in modules for name in names)
 
 
 class MaskedPositionsMixin:
     """Compute the MLM head and loss at the selected positions only (``labels != -100``).
 
     With ``labels`` the output's ``logits`` are (n_selected, vocab), one row per
-    selected position in row-major order; without ``labels`` the stock forward runs.
+    selected position in row-major order; without ``labels``, or where the
+    model's head is not the one ``MLM_HEADS`` lists, the stock forward runs.
     """
 
     # Tell Trainer the loss is a mean per batch (it then divides by the accumulation steps).
@@ -61,9 +73,11 @@ class MaskedPositionsMixin:
             inputs["token_type_ids"] = token_type_ids
         if position_ids is not None:
             inputs["position_ids"] = position_ids
-        if labels is None:
+        if labels is None or not has_masked_positions_head(self):
             if next_sentence_label is not None:
                 inputs["next_sentence_label"] = next_sentence_label
+            if labels is not None:
+                inputs["labels"] = labels
             return super().forward(**inputs, return_dict=True)
         outputs = self.base_model(**inputs, return_dict=True)
         selected = labels != -100  # (batch, length)
@@ -79,7 +93,7 @@ class MaskedPositionsMixin:
 
     @property
     def _takes_token_types(self) -> bool:
-        return getattr(self.config, "model_type", "") != "distilbert"
+        return "token_type_ids" in inspect.signature(self.base_model.forward).parameters
 
 
 _CLASSES: Dict[type, type] = {}
@@ -170,11 +184,13 @@ def load_pretraining_model(
         model_class = MODEL_FOR_MASKED_LM_MAPPING[type(config)]
     else:
         raise ValueError(f"{encoder_dir} holds a '{config.model_type}' model, which has no masked-LM class.")
+    if model_class.__name__ in MLM_HEADS:
+        model_class = masked_positions_class(model_class)
     load_kwargs = {"local_files_only": True, "use_safetensors": True, "output_loading_info": True}
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we report what was loaded ourselves
     try:
-        model, info = masked_positions_class(model_class).from_pretrained(encoder_dir, **load_kwargs)
+        model, info = model_class.from_pretrained(encoder_dir, **load_kwargs)
         prefix = model.base_model_prefix
         new_names = list(info["missing_keys"])
         unused = [name for name in info["unexpected_keys"] if ".pooler." not in f".{name}"]
@@ -191,6 +207,12 @@ def load_pretraining_model(
     finally:
         transformers.logging.set_verbosity(verbosity)
     new_names += [name for name, *_ in info.get("mismatched_keys", [])]
+    if not has_masked_positions_head(model):
+        logger.warning(
+            "%s has no masked-positions head here (its MLM head is not one of %s): pretraining uses the "
+            "stock head, which projects every position onto the vocabulary. The loss is the same; steps are slower.",
+            type(model).__name__, ", ".join(MLM_HEADS),
+        )
     names = list(model.state_dict().keys())
     report = LoadingReport(
         source=str(encoder_dir),

@@ -21,6 +21,7 @@ import torch
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
+from ..ml.encoder import max_positions
 from .collators import (
     MaskingCollator,
     NextSentenceCollator,
@@ -385,9 +386,7 @@ def _remove_run(checkpoint_dir: Path) -> None:
 
 
 def _check_length(max_seq_length: int, config, encoder: Path) -> None:
-    limit = getattr(config, "max_position_embeddings", None)
-    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
-        limit = limit - 2 if limit else limit  # positions start after the padding index
+    limit = max_positions(config)
     if limit is not None and max_seq_length > limit:
         raise ValueError(
             f"--max-seq-length {max_seq_length} is longer than the {limit} positions of the encoder in "
