@@ -20,6 +20,8 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
 
+from ..encoder_folder import check_encoder_folder, load_weights_checked
+
 logger = logging.getLogger(__name__)
 
 
@@ -157,7 +159,7 @@ def load_pretraining_model(
     import transformers
     from transformers import BertForPreTraining
 
-    encoder_dir = Path(encoder_dir)
+    encoder_dir = check_encoder_folder(encoder_dir)
     config = AutoConfig.from_pretrained(encoder_dir, local_files_only=True)
     if nsp:
         if config.model_type != "bert":
@@ -174,13 +176,13 @@ def load_pretraining_model(
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we report what was loaded ourselves
     try:
-        model, info = masked_positions_class(model_class).from_pretrained(encoder_dir, **load_kwargs)
+        model, info = load_weights_checked(masked_positions_class(model_class), encoder_dir, **load_kwargs)
         prefix = model.base_model_prefix
         new_names = list(info["missing_keys"])
         unused = [name for name in info["unexpected_keys"] if ".pooler." not in f".{name}"]
         if getattr(model.base_model, "pooler", False) is None:
             # The MLM class drops the pooler; keep the folder's, so the output has it too.
-            base, base_info = AutoModel.from_pretrained(encoder_dir, **load_kwargs)
+            base, base_info = load_weights_checked(AutoModel, encoder_dir, **load_kwargs)
             base.config = model.config  # one config, so resizing the vocabulary updates both
             setattr(model, prefix, base)
             model.tie_weights()

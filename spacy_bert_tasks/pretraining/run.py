@@ -21,6 +21,7 @@ import torch
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
+from ..encoder_folder import check_encoder_folder
 from .collators import (
     MaskingCollator,
     NextSentenceCollator,
@@ -207,12 +208,7 @@ def pretrain(
                 texts, checkpoint_dir / INIT_DIR, size=size, vocab_size=vocab_size, lowercase=lowercase,
                 max_positions=max(512, max_seq_length), seed=seed, log=is_main,
             )
-        encoder = Path(encoder)
-        if not (encoder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"No encoder in {encoder} (config.json missing). Pass a local Hugging Face folder "
-                "with config.json, model.safetensors and a tokenizer, or --size to start from scratch."
-            )
+        encoder = check_encoder_folder(encoder)
         tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
         model, loading = load_pretraining_model(encoder, nsp=nsp)
         if is_main:
