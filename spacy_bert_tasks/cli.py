@@ -63,6 +63,7 @@ def convert_cli(
     doc_level: bool = typer.Option(False, "--doc-level", help="CoNLL/IOB: one doc per -DOCSTART- document, sentence starts set (default: one doc per sentence)."),
     label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Text classification: separator of several labels in one cell (multi-label); detected in CSV/TSV when omitted."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad examples and count them, instead of stopping at the first."),
+    max_skip_rate: float = typer.Option(0.5, "--max-skip-rate", min=0.0, max=1.0, help="With --skip-invalid: fail when more than this fraction of a file's examples would be skipped (a sign of the wrong format or scheme); 1 writes the rest whatever is skipped."),
 ) -> None:
     """Convert raw corpus files to spaCy's binary format.
 
@@ -78,6 +79,8 @@ def convert_cli(
         msg.fail("Give INPUT OUTPUT pairs", f"Got {len(paths)} paths: '{paths[-1]}' has no OUTPUT.", exits=1)
     pairs = list(zip(paths[::2], paths[1::2]))
     for input_path, _ in pairs:  # check them all before converting any
+        if input_path.is_dir():
+            msg.fail(f"Input is a folder: {input_path}", "Give each file in it as its own INPUT OUTPUT pair.", exits=1)
         if not input_path.is_file():
             msg.fail(f"Input file not found: {input_path}", "Check the path (INPUT comes before its OUTPUT).", exits=1)
     for input_path, output_path in pairs:
@@ -86,7 +89,7 @@ def convert_cli(
         try:
             docs, report = convert_file(
                 input_path, format, lang=lang, scheme=scheme, doc_level=doc_level,
-                label_sep=label_sep, skip_invalid=skip_invalid,
+                label_sep=label_sep, skip_invalid=skip_invalid, max_skip_rate=max_skip_rate,
             )
         except ConversionError as err:
             msg.fail(f"Could not convert {input_path}", str(err), exits=1)

@@ -15,6 +15,12 @@ from .report import ConversionError, ConversionReport
 from .squad import convert_squad
 from .textcat import convert_textcat_jsonl, convert_textcat_table
 
+# Skipping more than this fraction of a file's examples is an error (see convert_file),
+# once at least MIN_SKIPS_FOR_RATE are skipped: a few bad lines in a small file are not
+# a sign of the wrong format.
+MAX_SKIP_RATE = 0.5
+MIN_SKIPS_FOR_RATE = 10
+
 
 def convert_file(
     path: Union[str, Path],
@@ -25,6 +31,7 @@ def convert_file(
     doc_level: bool = False,
     label_sep: Optional[str] = None,
     skip_invalid: bool = False,
+    max_skip_rate: float = MAX_SKIP_RATE,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Convert a raw corpus file into docs.
 
@@ -37,11 +44,13 @@ def convert_file(
     label_sep (Optional[str]): text classification: separator of several labels
         in one cell; None detects it in tables, "" never splits.
     skip_invalid (bool): count bad examples as skipped instead of raising ConversionError.
+    max_skip_rate (float): with ``skip_invalid``, skipping more than this fraction of
+        the examples (at least ``MIN_SKIPS_FOR_RATE`` of them, or all) is an error: it
+        means the wrong format or scheme more often than bad data. 1.0 accepts any.
     RETURNS (Tuple[List[Doc], ConversionReport]): the docs and what happened.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConversionError(path, "", "file not found", "there is no such file", "check the path")
+    check_input_file(path)
     note = None
     if format is None:
         format, why = detect_format(path)
@@ -67,7 +76,43 @@ def convert_file(
         docs, report = convert_squad(path, nlp, skip_invalid=skip_invalid)
     if note:
         report.notes.insert(0, note)
+    if report.n_read == 0:
+        raise ConversionError(
+            path, "", "no examples", f"the file holds no {report.unit} in the {format} format",
+            "check that it is the file you meant, and --format",
+        )
+    _check_skip_rate(report, max_skip_rate)
     return docs, report
+
+
+def check_input_file(path: Path) -> None:
+    """Raise ConversionError unless ``path`` is a file with some text in it."""
+    if path.is_dir():
+        raise ConversionError(
+            path, "", "a folder, not a file", "convert takes one file per INPUT",
+            "give each file of the folder as its own INPUT OUTPUT pair",
+        )
+    if not path.is_file():
+        raise ConversionError(path, "", "file not found", "there is no such file", "check the path")
+    with path.open("rb") as file_:
+        while True:
+            chunk = file_.read(1 << 16)
+            if not chunk:
+                raise ConversionError(path, "", "empty file", "the file holds no text", "check that it is the file you meant")
+            if chunk.strip():
+                return
+
+
+def _check_skip_rate(report: ConversionReport, max_skip_rate: float) -> None:
+    n_skipped = report.n_skipped
+    if n_skipped <= max_skip_rate * report.n_read or (n_skipped < MIN_SKIPS_FOR_RATE and report.n_written):
+        return
+    raise ConversionError(
+        report.path, "", "too many examples skipped",
+        f"{n_skipped} of {report.n_read} {report.unit} would be skipped ({'; '.join(report.skip_summary())}), "
+        f"leaving {report.n_written}; that many means the wrong format or tag scheme more often than bad data",
+        "check --format and --scheme, or pass --max-skip-rate 1 to write the rest anyway",
+    )
 
 
 @lru_cache(maxsize=4)
