@@ -70,7 +70,7 @@ def test_broken_encoder_folder_is_named_in_the_pipeline(tiny_encoder, tmp_path, 
     assert str(folder / file).rstrip("/") in str(err.value)
 
 
-@pytest.mark.parametrize("fault", ["missing", "no-tokenizer", "wrong-shapes", "truncated", "pickle"])
+@pytest.mark.parametrize("fault", ["missing", "wrong-shapes", "truncated", "pickle"])
 def test_broken_encoder_folder_is_named_in_pretraining(tiny_encoder, tmp_path, fault):
     folder = _broken(tiny_encoder, tmp_path, fault)
     with pytest.raises(EncoderFolderError, match=FAULTS[fault][0]):

@@ -166,7 +166,7 @@ def load_pretraining_model(
     import transformers
     from transformers import BertForPreTraining
 
-    encoder_dir = check_encoder_folder(encoder_dir)
+    encoder_dir = check_encoder_folder(encoder_dir, tokenizer=False)  # the tokenizer is loaded apart
     config = AutoConfig.from_pretrained(encoder_dir, local_files_only=True)
     if nsp:
         if config.model_type != "bert":
