@@ -59,7 +59,7 @@ def convert_cli(
     paths: List[Path] = typer.Argument(..., metavar="INPUT OUTPUT [INPUT OUTPUT]...", help="A raw corpus file and the DocBin (.spacy) to write; give several pairs to convert several files in one run."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="conll, iob, ner-jsonl, csv, tsv, textcat-jsonl or squad, for every INPUT; inferred for each file from its extension and content when omitted."),
     lang: str = typer.Option("en", "--lang", "-l", help="Language of the blank pipeline that tokenises raw text."),
-    scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (BILUO if any L-/U-/S-/E- tag, else IOB2), iob2, iob1 or bilou."),
+    scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (the one most sentences of the file are valid in: IOB2 or BILUO), iob2, iob1 or bilou."),
     doc_level: bool = typer.Option(False, "--doc-level", help="CoNLL/IOB: one doc per -DOCSTART- document, sentence starts set (default: one doc per sentence)."),
     label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Text classification: separator of several labels in one cell (multi-label); detected in CSV/TSV when omitted."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad examples and count them, instead of stopping at the first."),
