@@ -26,12 +26,15 @@ class EncoderFolderError(ValueError):
     """An encoder folder that cannot be loaded, with what is wrong and what to do."""
 
 
-def is_local(name: Union[str, Path]) -> bool:
+def is_local(name: Optional[Union[str, Path]]) -> bool:
     """Whether ``name`` means a local folder rather than a hub id.
 
     A name that exists, an absolute or explicitly relative path, or one with more
-    than one ``/`` is a local path; so is any name while the hub is offline.
+    than one ``/`` is a local path; so is any name while the hub is offline, and
+    no name at all (an unset ``paths.encoder``).
     """
+    if name is None:
+        return True
     text = str(name)
     if Path(text).expanduser().exists() or text.startswith((".", "~", os.sep)) or text.count("/") > 1:
         return True
