@@ -82,11 +82,12 @@ def convert_cli(
     paths: List[Path] = typer.Argument(..., metavar="INPUT OUTPUT [INPUT OUTPUT]...", help="A raw corpus file and the DocBin (.spacy) to write; give several pairs to convert several files in one run."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="conll, iob, ner-jsonl, csv, tsv, textcat-jsonl or squad, for every INPUT; inferred for each file from its extension and content when omitted."),
     lang: str = typer.Option("en", "--lang", "-l", help="Language of the blank pipeline that tokenises raw text."),
-    scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (BILUO if any L-/U-/S-/E- tag, else IOB2), iob2, iob1 or bilou."),
+    scheme: str = typer.Option("auto", "--scheme", help="NER tags of CoNLL/IOB files: auto (the one most sentences of the file are valid in: IOB2 or BILUO), iob2, iob1 or bilou."),
     doc_level: bool = typer.Option(False, "--doc-level", help="CoNLL/IOB: one doc per -DOCSTART- document, sentence starts set (default: one doc per sentence)."),
     label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Text classification: separator of several labels in one cell (multi-label); detected in CSV/TSV when omitted."),
     label_names: Optional[str] = typer.Option(None, "--label-names", help="Text classification: new names for the labels, as OLD=NEW pairs, e.g. '0=negative,1=positive' for GLUE's SST-2."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad examples and count them, instead of stopping at the first."),
+    max_skip_rate: float = typer.Option(0.5, "--max-skip-rate", min=0.0, max=1.0, help="With --skip-invalid: fail when more than this fraction of a file's examples would be skipped (a sign of the wrong format or scheme); 1 writes the rest whatever is skipped."),
 ) -> None:
     """Convert raw corpus files to spaCy's binary format.
 
@@ -103,6 +104,8 @@ def convert_cli(
     pairs = list(zip(paths[::2], paths[1::2]))
     names = _parse_label_names(label_names) if label_names else None
     for input_path, _ in pairs:  # check them all before converting any
+        if input_path.is_dir():
+            msg.fail(f"Input is a folder: {input_path}", "Give each file in it as its own INPUT OUTPUT pair.", exits=1)
         if not input_path.is_file():
             msg.fail(f"Input file not found: {input_path}", "Check the path (INPUT comes before its OUTPUT).", exits=1)
     for input_path, output_path in pairs:
@@ -111,7 +114,7 @@ def convert_cli(
         try:
             docs, report = convert_file(
                 input_path, format, lang=lang, scheme=scheme, doc_level=doc_level,
-                label_sep=label_sep, label_names=names, skip_invalid=skip_invalid,
+                label_sep=label_sep, label_names=names, skip_invalid=skip_invalid, max_skip_rate=max_skip_rate,
             )
         except ConversionError as err:
             msg.fail(f"Could not convert {input_path}", str(err), exits=1)

@@ -7,12 +7,15 @@ with ``spacy_bert_tasks.Corpus.v1`` instead, and writes the same JSON (every
 score of ``nlp.evaluate``), so spaCy users find what they expect.
 """
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import srsly
 from spacy import util
 from spacy.cli._util import setup_gpu
 from spacy.cli.evaluate import handle_scores_per_type
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
 from wasabi import Printer
 
 from .corpus.readers import TaskCorpus
@@ -25,6 +28,14 @@ METRICS = [
     ("qa_exact", "QA EM"), ("qa_f1", "QA F1"), ("qa_has_ans_f1", "QA has-answer F1"),
     ("qa_no_ans_f1", "QA no-answer F1"), ("speed", "SPEED"),
 ]
+
+
+# What each head is scored against: (description, whether a gold doc has it).
+GOLD: Dict[str, Tuple[str, Callable[[Doc], bool]]] = {
+    "bert_ner": ("entity annotation (doc.ents)", lambda doc: doc.has_annotation("ENT_IOB")),
+    "bert_textcat": ("categories (doc.cats)", lambda doc: bool(doc.cats)),
+    "bert_qa": ('answers (doc.spans["answers"])', lambda doc: "answers" in doc.spans),
+}
 
 
 def evaluate(
@@ -56,6 +67,8 @@ def evaluate(
     examples = list(TaskCorpus([data_path], limit=limit)(nlp))
     if not examples:
         raise ValueError(f"{data_path} holds no docs to evaluate on.")
+    for name, needs in lacking_gold(nlp, examples).items():
+        msg.warn(f"No scores for '{name}': {data_path} holds no {needs}.")
     scores = nlp.evaluate(examples)
     table = {}
     for key, label, value in headline_scores(scores, METRICS):
@@ -71,3 +84,27 @@ def evaluate(
         srsly.write_json(output, scores)
         msg.good(f"Saved results to {output}")
     return scores
+
+
+def lacking_gold(nlp: Language, examples: Iterable[Example]) -> Dict[str, str]:
+    """The heads whose gold annotations no example holds, each with what it needs.
+
+    A corpus that holds gold for none of the heads is an error: every score would be
+    missing, and a table of token accuracy alone looks like a result. A joint pipeline
+    evaluated on one task's corpus lacks the other heads' gold, which is fine.
+    RETURNS (Dict[str, str]): head name -> the annotation the corpus lacks.
+    """
+    examples = list(examples)
+    heads = {name: GOLD[nlp.get_pipe_meta(name).factory] for name in nlp.pipe_names
+             if nlp.get_pipe_meta(name).factory in GOLD}
+    lacking = {
+        name: needs for name, (needs, has_gold) in heads.items()
+        if not any(has_gold(eg.reference) for eg in examples)
+    }
+    if heads and len(lacking) == len(heads):
+        raise ValueError(
+            f"The corpus holds none of the gold annotations the pipeline is scored on: "
+            + "; ".join(f"'{name}' needs {needs}" for name, needs in lacking.items())
+            + ". Evaluate on a corpus converted with its labels (`spacy-bert-tasks convert`)."
+        )
+    return lacking

@@ -143,7 +143,10 @@ def load_weights(path: Union[str, Path], *, encoder_pipe: str = "transformer") -
     if (path / "config.json").is_file():
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(str(path))
+        from ..encoder_folder import check_encoder_folder, load_weights_checked
+
+        # Safetensors only: a pytorch_model.bin is a pickle, and loading one runs code.
+        model = load_weights_checked(AutoModel, check_encoder_folder(path, tokenizer=False))
         return {
             f"{encoder_pipe}/{k}": v.detach().cpu().numpy().astype("float32", copy=True)
             for k, v in model.named_parameters()

@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..tagging import IOB2, TagSequenceError, resolve_scheme, spans_to_tags, tags_to_spans
+from ..tagging import BILUO, IOB1, IOB2, TagSequenceError, resolve_scheme, spans_to_tags, tags_to_spans
 from .files import read_lines
 from .report import ConversionError, ConversionReport
 
@@ -24,6 +24,7 @@ DOCSTART_KEY = "conll_docstart"
 MISSING = "_"
 
 _COLUMN_SEP = re.compile(r"[ \t]+")
+_BILUO_ONLY = ("L-", "U-", "E-", "S-")
 
 
 @dataclass
@@ -71,8 +72,12 @@ def convert_conll(
     """
     report = ConversionReport(Path(path), format, unit="documents" if doc_level else "sentences")
     documents, n_columns = _read_blocks(Path(path), n_columns)
-    scheme = resolve_scheme([row[-1] for doc in documents for s in doc.sentences for row in s.rows], scheme)
-    report.notes.append(f"{n_columns} columns, {scheme.upper()} tags")
+    if scheme == "auto":
+        scheme, why = _infer_scheme(Path(path), documents)
+        report.notes.append(f"{n_columns} columns, {scheme.upper()} tags ({why})")
+    else:
+        scheme = resolve_scheme([], scheme)
+        report.notes.append(f"{n_columns} columns, {scheme.upper()} tags")
     n_docstart = sum(doc.has_docstart for doc in documents)
     report.stats["documents (-DOCSTART-)"] = n_docstart
     report.stats["sentences"] = sum(len(doc.sentences) for doc in documents)
@@ -151,6 +156,36 @@ def _read_blocks(path: Path, n_columns: Optional[int]) -> Tuple[List[_Document],
     return documents, n_columns
 
 
+def _infer_scheme(path: Path, documents: Sequence[_Document]) -> Tuple[str, str]:
+    """The scheme most of the file's sentences are valid in, and why it was chosen.
+
+    A file with no L-/U-/E-/S- tag is IOB2. Otherwise each sentence is checked as
+    IOB2 and as BILUO, and the scheme with fewer invalid sentences wins (BILUO on a
+    tie), so one stray BIOES tag in an IOB2 file does not flip the whole file: it
+    becomes that line's error.
+    """
+    sentences = [s for doc in documents for s in doc.sentences if s.error is None]
+    tags = [[row[-1] for row in s.rows] for s in sentences]
+    if not any(tag[:2] in _BILUO_ONLY for sequence in tags for tag in sequence):
+        return IOB2, "no L-/U-/E-/S- tags"
+    invalid = {scheme: sum(_is_invalid(sequence, scheme) for sequence in tags) for scheme in (BILUO, IOB2)}
+    scheme = min(invalid, key=invalid.__getitem__)  # BILUO first: it wins a tie
+    other = IOB2 if scheme == BILUO else BILUO
+    why = (
+        f"inferred from the whole file: {len(tags) - invalid[scheme]} of {len(tags)} sentences are valid "
+        f"{scheme.upper()}, {len(tags) - invalid[other]} valid {other.upper()}"
+    )
+    return scheme, why
+
+
+def _is_invalid(tags: Sequence[str], scheme: str) -> bool:
+    try:
+        tags_to_spans(tags, scheme)
+    except TagSequenceError:
+        return True
+    return False
+
+
 def _check_tags(path: Path, sentence: _Sentence, scheme: str) -> Optional[ConversionError]:
     try:
         tags_to_spans([row[-1] for row in sentence.rows], scheme)
@@ -158,6 +193,8 @@ def _check_tags(path: Path, sentence: _Sentence, scheme: str) -> Optional[Conver
         hint = "correct the tag, or pass --skip-invalid to skip such sentences"
         if scheme == IOB2 and err.tag.startswith("I-"):
             hint = "if the file is IOB1 (where I- may start an entity), pass --scheme iob1; otherwise " + hint
+        elif scheme in (IOB2, IOB1) and err.tag[:2] in _BILUO_ONLY:
+            hint = f"the rest of the file reads as {scheme.upper()}, where {err.tag} is not a tag: " + hint
         return ConversionError(path, f"line {sentence.lines[err.index]}", "invalid tag sequence", str(err), hint)
     return None
 

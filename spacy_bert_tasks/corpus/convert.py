@@ -15,6 +15,12 @@ from .report import ConversionError, ConversionReport
 from .squad import convert_squad
 from .textcat import convert_textcat_jsonl, convert_textcat_table
 
+# Skipping more than this fraction of a file's examples is an error (see convert_file),
+# once at least MIN_SKIPS_FOR_RATE are skipped: a few bad lines in a small file are not
+# a sign of the wrong format.
+MAX_SKIP_RATE = 0.5
+MIN_SKIPS_FOR_RATE = 10
+
 
 def convert_file(
     path: Union[str, Path],
@@ -26,6 +32,7 @@ def convert_file(
     label_sep: Optional[str] = None,
     label_names: Optional[Dict[str, str]] = None,
     skip_invalid: bool = False,
+    max_skip_rate: float = MAX_SKIP_RATE,
 ) -> Tuple[List[Doc], ConversionReport]:
     """Convert a raw corpus file into docs.
 
@@ -40,11 +47,13 @@ def convert_file(
     label_names (Optional[Dict[str, str]]): text classification: new names for
         the file's labels, e.g. GLUE's {"0": "negative", "1": "positive"}.
     skip_invalid (bool): count bad examples as skipped instead of raising ConversionError.
+    max_skip_rate (float): with ``skip_invalid``, skipping more than this fraction of
+        the examples (at least ``MIN_SKIPS_FOR_RATE`` of them, or all) is an error: it
+        means the wrong format or scheme more often than bad data. 1.0 accepts any.
     RETURNS (Tuple[List[Doc], ConversionReport]): the docs and what happened.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConversionError(path, "", "file not found", "there is no such file", "check the path")
+    check_input_file(path)
     note = None
     if format is None:
         format, why = detect_format(path)
@@ -72,6 +81,12 @@ def convert_file(
         rename_labels(docs, label_names, report, path)
     if note:
         report.notes.insert(0, note)
+    if report.n_read == 0:
+        raise ConversionError(
+            path, "", "no examples", f"the file holds no {report.unit} in the {format} format",
+            "check that it is the file you meant, and --format",
+        )
+    _check_skip_rate(report, max_skip_rate)
     return docs, report
 
 
@@ -93,6 +108,36 @@ def rename_labels(docs: List[Doc], names: Dict[str, str], report: ConversionRepo
         doc.cats = {names.get(label, label): value for label, value in doc.cats.items()}
     report.labels = type(report.labels)({names.get(label, label): n for label, n in report.labels.items()})
     report.notes.append("labels renamed: " + ", ".join(f"{old} -> {new}" for old, new in sorted(names.items())))
+
+
+def check_input_file(path: Path) -> None:
+    """Raise ConversionError unless ``path`` is a file with some text in it."""
+    if path.is_dir():
+        raise ConversionError(
+            path, "", "a folder, not a file", "convert takes one file per INPUT",
+            "give each file of the folder as its own INPUT OUTPUT pair",
+        )
+    if not path.is_file():
+        raise ConversionError(path, "", "file not found", "there is no such file", "check the path")
+    with path.open("rb") as file_:
+        while True:
+            chunk = file_.read(1 << 16)
+            if not chunk:
+                raise ConversionError(path, "", "empty file", "the file holds no text", "check that it is the file you meant")
+            if chunk.strip():
+                return
+
+
+def _check_skip_rate(report: ConversionReport, max_skip_rate: float) -> None:
+    n_skipped = report.n_skipped
+    if n_skipped <= max_skip_rate * report.n_read or (n_skipped < MIN_SKIPS_FOR_RATE and report.n_written):
+        return
+    raise ConversionError(
+        report.path, "", "too many examples skipped",
+        f"{n_skipped} of {report.n_read} {report.unit} would be skipped ({'; '.join(report.skip_summary())}), "
+        f"leaving {report.n_written}; that many means the wrong format or tag scheme more often than bad data",
+        "check --format and --scheme, or pass --max-skip-rate 1 to write the rest anyway",
+    )
 
 
 @lru_cache(maxsize=4)

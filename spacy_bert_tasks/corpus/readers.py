@@ -6,7 +6,7 @@ text alone; these readers copy the encoder's other inputs (``doc._.question``,
 """
 import random
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Sequence, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 from spacy import util
 from spacy.language import Language
@@ -15,27 +15,35 @@ from spacy.training import Corpus, Example
 from ..extensions import copy_inputs
 
 PathsArg = Union[str, Path, Sequence[Union[str, Path]]]
+_NO_PATH = (
+    "{name} has no path: the config's [paths] are still null. Set them, e.g. "
+    "`spacy train config.cfg --paths.train train.spacy --paths.dev dev.spacy`."
+)
 
 
 @util.registry.readers("spacy_bert_tasks.Corpus.v1")
 def create_corpus_reader(
-    path: Union[str, Path], limit: int = 0, max_length: int = 0, shuffle: bool = False
+    path: Optional[Path], limit: int = 0, max_length: int = 0, shuffle: bool = False
 ) -> Callable[[Language], Iterable[Example]]:
     """Read a ``.spacy`` file (or a folder of them) with the task inputs on the predicted docs.
 
-    path (Union[str, Path]): a DocBin or a folder of DocBins.
+    path (Optional[Path]): a DocBin or a folder of DocBins. Optional, as in
+        ``spacy.Corpus.v1``, so that a config with ``paths.train = null`` loads and
+        validates; the reader itself needs a path.
     limit (int): read at most this many docs; 0 for all.
     max_length (int): split docs longer than this into sentences (as spaCy's
         Corpus does); 0 for no limit. Keep it 0 for QA, whose answers are doc-level.
     shuffle (bool): shuffle the docs on every pass.
     RETURNS (Callable[[Language], Iterable[Example]]): the reader.
     """
+    if path is None:
+        raise ValueError(_NO_PATH.format(name="spacy_bert_tasks.Corpus.v1"))
     return TaskCorpus([path], limit=limit, max_length=max_length, shuffle=shuffle)
 
 
 @util.registry.readers("spacy_bert_tasks.MergedCorpus.v1")
 def create_merged_corpus_reader(
-    paths: PathsArg, limit: int = 0, max_length: int = 0, shuffle: bool = False
+    paths: Optional[PathsArg], limit: int = 0, max_length: int = 0, shuffle: bool = False
 ) -> Callable[[Language], Iterable[Example]]:
     """Read several ``.spacy`` files as one corpus, e.g. one per task for multi-task training.
 
@@ -48,6 +56,8 @@ def create_merged_corpus_reader(
         the paths are read one after another).
     RETURNS (Callable[[Language], Iterable[Example]]): the reader.
     """
+    if paths is None:
+        raise ValueError(_NO_PATH.format(name="spacy_bert_tasks.MergedCorpus.v1"))
     if isinstance(paths, (str, Path)):
         paths = [p.strip() for p in str(paths).split(",") if p.strip()]
     if not paths:

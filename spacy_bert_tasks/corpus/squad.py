@@ -7,7 +7,7 @@ gold strings, which scoring compares against), ``"id"`` (the SQuAD id) and
 ``"unanswerable"`` (True, with no spans, for SQuAD 2.0's ``is_impossible``).
 """
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, SpanGroup
@@ -38,6 +38,7 @@ def convert_squad(path: Path, nlp: Language, *, skip_invalid: bool = False) -> T
     for name in ("articles", "paragraphs", "answers", "unanswerable", SNAPPED):
         report.stats[name] = 0
     docs = []
+    seen_ids: Dict[str, str] = {}  # SQuAD id -> where it first occurs
     for i, article in enumerate(data["data"]):
         report.count("articles")
         for j, paragraph in enumerate(_get_list(path, article, "paragraphs", f"article {i}")):
@@ -50,6 +51,7 @@ def convert_squad(path: Path, nlp: Language, *, skip_invalid: bool = False) -> T
             for k, qa in enumerate(_get_list(path, paragraph, "qas", where)):
                 report.n_read += 1
                 try:
+                    _check_id(path, f"{where}, question {k}", qa, seen_ids)
                     doc = _make_doc(path, f"{where}, question {k}", context_doc, qa, report)
                 except ConversionError as err:
                     report.skip_or_raise(err, skip_invalid)
@@ -66,10 +68,26 @@ def _get_list(path: Path, obj: object, key: str, where: str) -> list:
     return value
 
 
-def _make_doc(path: Path, where: str, context_doc: Doc, qa: object, report: ConversionReport) -> Doc:
+def _check_id(path: Path, where: str, qa: object, seen_ids: Dict[str, str]) -> None:
+    """The question's id is a string that no earlier question has (scores are kept per id)."""
     if not isinstance(qa, dict) or not isinstance(qa.get("id"), str):
         raise ConversionError(path, where, "no SQuAD id", "the question has no \"id\" string", "give every question an id")
+    first = seen_ids.setdefault(qa["id"], where)
+    if first != where:
+        raise ConversionError(
+            path, f"SQuAD id {qa['id']} ({where})", "duplicate question id", f"the id was first used at {first}",
+            f"give every question its own id, or {_SKIP}",
+        )
+
+
+def _make_doc(path: Path, where: str, context_doc: Doc, qa: dict, report: ConversionReport) -> Doc:
     where = f"SQuAD id {qa['id']}"
+    if not context_doc.text.strip():
+        raise ConversionError(
+            path, where, "empty context", "the paragraph's \"context\" is empty, so there is nothing to read "
+            "the question against (an unanswerable question needs a context too)",
+            f"give the paragraph its text, or {_SKIP}",
+        )
     question = qa.get("question")
     if not isinstance(question, str) or not question.strip():
         raise ConversionError(path, where, "no question", f"\"question\" is {question!r}", f"fill it in, or {_SKIP}")

@@ -2,8 +2,8 @@
 
 Every doc gets every label of the file's label set in ``doc.cats`` (1.0 or
 0.0), so a negative is never mistaken for a missing label. A file is
-multi-label when a text may carry several labels (a label list, a ``cats``
-dict, or labels joined by a separator); the report says which. The second
+multi-label when a text carries several labels (in a label list, a ``cats``
+dict, or joined by a separator); the report says which. The second
 text of a pair goes to ``doc._.text_pair``.
 
 Tables: columns are found by header names (GLUE's SST-2, MRPC and RTE
@@ -111,8 +111,9 @@ def convert_textcat_jsonl(
     path (Path): the JSONL file.
     nlp (Language): a blank pipeline that tokenises the texts.
     label_sep (Optional[str]): split string labels on this separator (multi-label);
-        None or "" keeps each string label whole. A list of labels or a ``cats``
-        dict makes the file multi-label unless every text has exactly one positive.
+        None or "" keeps each string label whole. The file is multi-label when a text
+        has several positive labels (a list or a ``cats`` dict); in a single-label file
+        a text with none (``"labels": []``) is an error.
     skip_invalid (bool): count bad lines as skipped instead of raising.
     RETURNS (Tuple[List[Doc], ConversionReport]): the docs and what happened.
     """
@@ -134,7 +135,6 @@ def convert_textcat_jsonl(
                     record.positives = {x.strip() for x in label.split(label_sep) if x.strip()} if label_sep else {label.strip()}
                 elif isinstance(label, list) and all(isinstance(x, str) for x in label):
                     record.positives = {x.strip() for x in label if x.strip()}
-                    multilabel = True
                 else:
                     raise ConversionError(
                         path, f"line {line}", "no label", f"\"label\" is {label!r}",
@@ -143,9 +143,33 @@ def convert_textcat_jsonl(
             records.append(record)
         except ConversionError as err:
             report.skip_or_raise(err, skip_invalid)
-    if any(r.cats is not None for r in records):
-        multilabel = multilabel or any(len(r.positives) != 1 for r in records)
+    # Several labels on one text make the file multi-label; a text with none does not.
+    multilabel = multilabel or any(len(r.positives) > 1 for r in records)
+    if not multilabel:
+        records = _drop_unlabelled(path, records, report, skip_invalid)
     return _make_docs(nlp, records, multilabel, report)
+
+
+def _drop_unlabelled(path: Path, records: List[_Record], report: ConversionReport, skip_invalid: bool) -> List[_Record]:
+    """In a single-label file, a text with no positive label is an error (or a counted skip).
+
+    An empty ``"labels": []`` (or ``cats`` all 0) is normal in multi-label data, but
+    taking it as a sign of multi-label data would silently change how the whole file
+    is trained; in a file where every other text has one label it is a missing label.
+    """
+    kept = []
+    for record in records:
+        if record.positives:
+            kept.append(record)
+            continue
+        report.skip_or_raise(ConversionError(
+            path, f"line {record.line}", "no label",
+            "the text has no positive label, but no text in the file has more than one, so the file is "
+            "single-label (exclusive classes)",
+            "give the text its label; for multi-label data, give a text with several labels or pass "
+            "--label-sep; or pass --skip-invalid",
+        ), skip_invalid)
+    return kept
 
 
 def _read_rows(path: Path, delimiter: str) -> List[Tuple[int, List[str]]]:

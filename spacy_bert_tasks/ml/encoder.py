@@ -38,6 +38,8 @@ from thinc.types import Ragged
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
+from ..encoder_folder import EncoderFolderError, check_encoder_folder, is_local, load_weights_checked
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,7 +58,7 @@ os.register_at_fork(after_in_child=_single_threaded_after_fork)
 
 @registry.architectures("spacy_bert_tasks.Encoder.v1")
 def build_encoder_model(
-    name: str,
+    name: Optional[str],
     max_length: int = 512,
     stride: int = 128,
     max_question_length: int = 64,
@@ -68,8 +70,9 @@ def build_encoder_model(
 ) -> Model[List[Doc], FullTransformerBatch]:
     """Build the pair-aware encoder around a local Hugging Face folder.
 
-    name (str): a local folder with config, fast tokenizer and safetensors
-        weights (or a hub name, where a network allows it).
+    name (Optional[str]): a local folder with config, fast tokenizer and safetensors
+        weights (or a hub name, where a network allows it). It may be null in a config
+        that is loaded before its paths are set; initialising needs it.
     max_length (int): word pieces per window, specials and question included.
     stride (int): word pieces shared by consecutive windows of a long doc.
     max_question_length (int): longer questions are cut to this many pieces.
@@ -143,20 +146,26 @@ def replace_listener_cfg(encoder_cfg: Dict[str, Any], listener_cfg: Dict[str, An
 def load_hf_encoder(name: Union[str, Path], tokenizer_config: Dict, transformer_config: Dict) -> HFObjects:
     """Load tokenizer and weights: safetensors only, never remote code.
 
-    A local folder is read as it is; any other name goes to the Hugging Face
-    hub, which fails with a clear message when there is no network.
+    A local folder is checked first (``check_encoder_folder``), so a bad one gets an
+    error that names the folder or file, the fault and the fix. A name that is not a
+    local path goes to the Hugging Face hub, where a network allows it.
     """
-    source = str(Path(name).expanduser().absolute()) if Path(str(name)).expanduser().exists() else str(name)
+    source = str(check_encoder_folder(name)) if is_local(name) else str(name)
     tok_cfg = {"use_fast": True, **tokenizer_config}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_cfg)
         config = AutoConfig.from_pretrained(source, trust_remote_code=False, **{**transformer_config, "return_dict": True})
-        transformer = AutoModel.from_pretrained(source, config=config, use_safetensors=True, trust_remote_code=False)
+        transformer = load_weights_checked(AutoModel, Path(source), config=config)
     except OSError as err:
         raise OSError(
             f"Could not load the encoder '{name}': {err}\nPass a local folder with config.json, "
             "tokenizer files and model.safetensors (make one with `spacy-bert-tasks init-encoder` "
             "or `spacy-bert-tasks pretrain`), or check the path in `paths.encoder`."
+        ) from None
+    except ImportError as err:  # a slow tokenizer that needs sentencepiece/protobuf to become fast
+        raise EncoderFolderError(
+            f"Could not build a fast tokenizer from the files in {source}: {str(err).strip()} "
+            "Add the tokenizer.json of the model the weights came from to the folder."
         ) from None
     if not tokenizer.is_fast:
         raise ValueError(f"The encoder '{name}' has no fast tokenizer; the encoder needs character offsets.")

@@ -66,6 +66,8 @@ class BertTaskPipe(TrainablePipe):
             written by ``spacy init labels``.
         """
         validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        if nlp is not None:
+            check_upstream(self, nlp)
         found = list(labels) if labels is not None else self.labels_from_examples(get_examples())
         for label in found:
             self.add_label(label)
@@ -77,3 +79,22 @@ class BertTaskPipe(TrainablePipe):
     def init_model(self, docs: List[Doc]) -> None:
         """Initialise the model's weights; heads with an output size set it first."""
         self.model.initialize(X=docs)
+
+
+def check_upstream(pipe: TrainablePipe, nlp: Language) -> None:
+    """Fail early, naming the transformers that exist, when a head's listener names none of them.
+
+    Without this the listener is never connected, and initialising the head fails
+    deep in thinc with "Cannot get dimension 'nO' for model 'transformer-listener'".
+    """
+    encoders = [name for name, component in nlp.components if hasattr(component, "add_listener")]
+    for node in pipe.model.walk():
+        upstream = getattr(node, "upstream_name", None)
+        if upstream is None or upstream in encoders or (upstream == "*" and encoders):
+            continue
+        raise ValueError(
+            f"The listener of '{pipe.name}' has upstream = \"{upstream}\", but the pipeline has no "
+            f"transformer component of that name. Transformer components: "
+            f"{', '.join(encoders) if encoders else 'none (add one before the head)'}. "
+            f"Set [components.{pipe.name}.model.tok2vec] upstream to one of them, or \"*\"."
+        )

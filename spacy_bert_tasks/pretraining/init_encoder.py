@@ -4,8 +4,9 @@ Nothing is downloaded. The folder is a plain Hugging Face checkpoint (config,
 fast tokenizer, ``model.safetensors``) that loads with ``AutoModel`` and
 ``AutoTokenizer`` and works as the ``name`` of a ``transformer`` component.
 """
+import json
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Union
+from typing import Dict, Iterable, Iterator, List, Set, Union
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -56,14 +57,23 @@ def train_wordpiece(
         clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The trainer gives each "##c" piece its id in the order of a hash map that is
+    # seeded per process, and breaks ties between merges by id, so the same text
+    # gave other vocabularies in other processes (tokenizers#1794). Listed up front,
+    # in sorted order, the pieces get fixed ids (they would be made anyway), and the
+    # training is the same in every process; they are then made ordinary pieces again.
+    continuing = sorted({f"##{char}" for char in _inner_chars(tokenizer, read_text_lines(paths))})
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS + continuing,
         show_progress=show_progress,
         continuing_subword_prefix="##",
     )
     tokenizer.train_from_iterator(read_text_lines(paths), trainer=trainer)
+    state = json.loads(tokenizer.to_str())
+    state["added_tokens"] = [token for token in state["added_tokens"] if token["content"] in SPECIAL_TOKENS]
+    tokenizer = Tokenizer.from_str(json.dumps(state, ensure_ascii=False))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -72,6 +82,15 @@ def train_wordpiece(
     )
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer
+
+
+def _inner_chars(tokenizer: Tokenizer, lines: Iterable[str]) -> Set[str]:
+    """The characters that occur inside words (not first), as the trainer splits them."""
+    chars: Set[str] = set()
+    for line in lines:
+        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(line)):
+            chars.update(word[1:])
+    return chars
 
 
 def init_encoder(

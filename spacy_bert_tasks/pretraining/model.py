@@ -11,15 +11,18 @@ as it would the stock one, and ``save_pretrained`` writes a plain ``BertForMaske
 """
 import inspect
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Type, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
+
+from ..encoder_folder import check_encoder_folder, load_weights_checked
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +130,7 @@ class LoadingReport:
     newly_initialised: List[str] = field(default_factory=list)
     unused: List[str] = field(default_factory=list)
     head_prefixes: Tuple[str, ...] = ()
+    seed: Optional[int] = None
 
     @property
     def new_encoder_weights(self) -> List[str]:
@@ -139,7 +143,8 @@ class LoadingReport:
     def log(self) -> None:
         logger.info("Loaded %d weight tensors from %s", len(self.loaded), self.source)
         if self.newly_initialised:
-            logger.info("Newly initialised: %s", ", ".join(self.newly_initialised))
+            seeded = f" (from seed {self.seed})" if self.seed is not None else ""
+            logger.info("Newly initialised%s: %s", seeded, ", ".join(self.newly_initialised))
         if self.unused:
             logger.info("Weights in %s that the model does not use: %s", self.source, ", ".join(self.unused))
         if self.new_encoder_weights:
@@ -154,24 +159,28 @@ class LoadingReport:
             "source": self.source,
             "n_loaded": len(self.loaded),
             "newly_initialised": self.newly_initialised,
+            "seed": self.seed,
             "unused": self.unused,
         }
 
 
 def load_pretraining_model(
-    encoder_dir: Union[str, Path], *, nsp: bool = False
+    encoder_dir: Union[str, Path], *, nsp: bool = False, seed: Optional[int] = None
 ) -> Tuple[PreTrainedModel, LoadingReport]:
     """Load a local encoder folder as a masked-positions MLM model, and say what was loaded.
 
     encoder_dir (Path): a Hugging Face folder (safetensors), with or without an MLM head.
     nsp (bool): add the next-sentence head (BERT only: ``BertForPreTraining``).
+    seed (Optional[int]): initialise the weights the folder lacks (the MLM head of a
+        bare encoder) from this seed, so that two runs start from the same model; the
+        global torch generator is left as it was. None draws from the global generator.
     RETURNS (Tuple[PreTrainedModel, LoadingReport]): the model, and which weights came
         from the folder and which start fresh (the heads, when the folder has none).
     """
     import transformers
     from transformers import BertForPreTraining
 
-    encoder_dir = Path(encoder_dir)
+    encoder_dir = check_encoder_folder(encoder_dir, tokenizer=False)  # the tokenizer is loaded apart
     config = AutoConfig.from_pretrained(encoder_dir, local_files_only=True)
     if nsp:
         if config.model_type != "bert":
@@ -190,18 +199,19 @@ def load_pretraining_model(
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we report what was loaded ourselves
     try:
-        model, info = model_class.from_pretrained(encoder_dir, **load_kwargs)
-        prefix = model.base_model_prefix
-        new_names = list(info["missing_keys"])
-        unused = [name for name in info["unexpected_keys"] if ".pooler." not in f".{name}"]
-        if getattr(model.base_model, "pooler", False) is None:
-            # The MLM class drops the pooler; keep the folder's, so the output has it too.
-            base, base_info = AutoModel.from_pretrained(encoder_dir, **load_kwargs)
-            base.config = model.config  # one config, so resizing the vocabulary updates both
-            setattr(model, prefix, base)
-            model.tie_weights()
-            base.pooler.requires_grad_(False)  # MLM does not train it; frozen keeps DDP simple
-            new_names += [f"{prefix}.{name}" for name in base_info["missing_keys"] if name.startswith("pooler.")]
+        with _seeded(seed):
+            model, info = load_weights_checked(model_class, encoder_dir, **load_kwargs)
+            prefix = model.base_model_prefix
+            new_names = list(info["missing_keys"])
+            unused = [name for name in info["unexpected_keys"] if ".pooler." not in f".{name}"]
+            if getattr(model.base_model, "pooler", False) is None:
+                # The MLM class drops the pooler; keep the folder's, so the output has it too.
+                base, base_info = load_weights_checked(AutoModel, encoder_dir, **load_kwargs)
+                base.config = model.config  # one config, so resizing the vocabulary updates both
+                setattr(model, prefix, base)
+                model.tie_weights()
+                base.pooler.requires_grad_(False)  # MLM does not train it; frozen keeps DDP simple
+                new_names += [f"{prefix}.{name}" for name in base_info["missing_keys"] if name.startswith("pooler.")]
     except OSError as err:
         raise ValueError(f"Could not load an encoder from {encoder_dir}: {err}") from None
     finally:
@@ -222,6 +232,7 @@ def load_pretraining_model(
         head_prefixes=tuple(
             name for name, _ in model.named_children() if name != prefix
         ),
+        seed=seed,
     )
     return model, report
 
@@ -259,6 +270,17 @@ def save_encoder(model: PreTrainedModel, tokenizer, output_dir: Union[str, Path]
     to_save.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+@contextmanager
+def _seeded(seed: Optional[int]) -> Iterator[None]:
+    """Draw from the torch generator seeded with ``seed``, and put it back after; None: as it is."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _is_tied(name: str, model: PreTrainedModel) -> bool:

@@ -14,13 +14,14 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
+from ..encoder_folder import check_encoder_folder
 from ..ml.encoder import max_positions
 from .collators import (
     MaskingCollator,
@@ -48,18 +49,91 @@ OBJECTIVES = {"mlm": MaskingCollator, "wwm": WholeWordMaskingCollator, "span": S
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 METRICS_FILE = "pretrain_metrics.json"
 START_FILE = "pretrain_start.json"
+COMPLETE_FILE = "checkpoint_complete.json"
 INIT_DIR = "init-encoder"
 
 PathLike = Union[str, Path]
 
 
 class PretrainingTrainer(Trainer):
-    """Trainer that logs perplexity, exp(held-out MLM loss), beside the loss."""
+    """Trainer that logs perplexity, and resumes to the same weights as an unbroken run.
+
+    In stock Trainer a resumed run draws other random numbers than an unbroken one:
+    the shuffling sampler takes its seed from the global torch generator, and the
+    collator masks with it too, one batch ahead of the step (the data loader
+    prefetches), so the RNG state a checkpoint restores is not the one the next
+    batch was masked with. Here the order is a function of the seed and the epoch
+    (``EpochSampler``), and each batch is masked with a generator seeded by the seed
+    and the batch's number (``SeededCollator``); the global generator is left to
+    dropout, whose state Trainer saves and restores. Exact with
+    ``dataloader_num_workers=0`` (the default); worker processes count their own batches.
+    """
 
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
         if "eval_loss" in logs:
             logs["eval_perplexity"] = perplexity(logs["eval_loss"])
         super().log(logs, start_time)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochSampler(len(dataset), seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffled order that depends on the seed and the epoch only, not on the global RNG."""
+
+    def __init__(self, n: int, *, seed: int) -> None:
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+
+class SeededCollator:
+    """``collator`` run with the torch generator seeded by (seed, process, batch number).
+
+    The masks of a batch then depend on which training batch of the run it is, not on
+    what drew random numbers before; a resumed run starts counting at the batches done.
+    The global generator is put back as it was after each batch.
+    """
+
+    def __init__(self, collator: Callable, *, seed: int, process_index: int = 0, start: int = 0) -> None:
+        self.collator = collator
+        self.seed = seed
+        self.process_index = process_index
+        self.n_batches = start
+
+    def __call__(self, examples: List[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
+        if examples and "labels" in examples[0]:
+            return self.collator(examples)  # the held-out set, masked once already: not counted
+        key = np.random.SeedSequence([self.seed, self.process_index, self.n_batches]).generate_state(1)[0]
+        self.n_batches += 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(key))
+            return self.collator(examples)
+
+
+class CheckpointMarker(TrainerCallback):
+    """Write ``COMPLETE_FILE`` into a checkpoint once Trainer has written all of it.
+
+    A run killed while saving leaves a checkpoint folder without it, which
+    ``--resume`` then passes over for the last complete one.
+    """
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                (folder / COMPLETE_FILE).write_text(json.dumps({"global_step": state.global_step}) + "\n")
+        return control
 
 
 def pretrain(
@@ -208,20 +282,17 @@ def pretrain(
                 texts, checkpoint_dir / INIT_DIR, size=size, vocab_size=vocab_size, lowercase=lowercase,
                 max_positions=max(512, max_seq_length), seed=seed, log=is_main,
             )
-        encoder = Path(encoder)
-        if not (encoder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"No encoder in {encoder} (config.json missing). Pass a local Hugging Face folder "
-                "with config.json, model.safetensors and a tokenizer, or --size to start from scratch."
-            )
+        encoder = check_encoder_folder(encoder)
         tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
-        model, loading = load_pretraining_model(encoder, nsp=nsp)
+        model, loading = load_pretraining_model(encoder, nsp=nsp, seed=seed)
         if is_main:
             loading.log()
         _check_length(max_seq_length, model.config, encoder)
+        # Held-out text: whole documents for NSP (its chunks need them), else sequences
+        # (see _make_datasets), so that one long line still gives held-out text.
         train_docs, eval_docs = (
-            (np.arange(sum(n_docs)), np.zeros(0, np.int64)) if eval_texts
-            else split_documents(sum(n_docs), eval_fraction, seed)
+            split_documents(sum(n_docs), eval_fraction, seed) if nsp and not eval_texts
+            else (np.arange(sum(n_docs)), np.zeros(0, np.int64))
         )
         added_words: List[str] = []
         if extend_vocab:
@@ -250,11 +321,18 @@ def pretrain(
     train_dataset, collator, eval_dataset = _make_datasets(
         text, train_docs, held_out, eval_docs, tokenizer, masker,
         nsp=nsp, line_by_line=line_by_line, max_seq_length=max_seq_length, seed=seed,
+        eval_fraction=0.0 if eval_texts or nsp else eval_fraction,
     )
     if len(train_dataset) == 0:
         raise ValueError(f"No training sequences in {', '.join(map(str, texts))}: the texts are all held out or empty.")
     if eval_dataset is None:
         args.eval_strategy = IntervalStrategy.NO
+        if is_main:
+            logger.warning(
+                "No held-out text (eval fraction %s, %d training %s), so no perplexity is measured. "
+                "Pass --eval-file, or more text or a larger --eval-fraction.",
+                eval_fraction, len(train_dataset), "chunks" if nsp else "sequences",
+            )
     if is_main:
         logger.info(
             "%d training %s, %d held-out sequences; objective %s%s",
@@ -262,14 +340,15 @@ def pretrain(
             len(eval_dataset or []), objective, " + NSP" if nsp else "",
         )
 
+    done = _step(last_checkpoint) * args.gradient_accumulation_steps if last_checkpoint else 0
     trainer = PretrainingTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=collator,
+        data_collator=SeededCollator(collator, seed=seed, process_index=args.process_index, start=done),
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=[CheckpointMarker(), *(callbacks or [])],
     )
     start = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
     result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
@@ -324,21 +403,29 @@ def _fresh_encoder(texts, init_dir: Path, *, size: str, vocab_size: int, lowerca
     return init_dir
 
 
-def _make_datasets(text, train_docs, held_out, eval_docs, tokenizer, masker, *, nsp, line_by_line, max_seq_length, seed):
-    """Training examples and their collator, and the held-out sequences masked once (or None)."""
+def _make_datasets(text, train_docs, held_out, eval_docs, tokenizer, masker, *, nsp, line_by_line, max_seq_length,
+                   seed, eval_fraction=0.0):
+    """Training examples and their collator, and the held-out sequences masked once (or None).
+
+    With ``eval_fraction``, a seeded fraction of the training sequences is held out
+    (at least one of two or more), rather than of the documents or lines.
+    """
     ids = {"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id}
     make_sequences = split_lines if line_by_line else pack_documents
+    eval_sequences = None
     if nsp:
         train_dataset = SentenceChunkDataset(text, train_docs, max_seq_length=max_seq_length)
         collator = NextSentenceCollator(masker, train_dataset)
     else:
         train_dataset = make_sequences(text, train_docs, max_seq_length=max_seq_length, **ids)
         collator = masker
-    eval_dataset = None
+        if eval_fraction:
+            keep, held = split_documents(len(train_dataset), eval_fraction, seed)
+            train_dataset, eval_sequences = train_dataset.subset(keep), train_dataset.subset(held)
     if len(eval_docs):
         # Held-out text is always plain sequences, so its loss is the MLM loss alone.
         eval_sequences = make_sequences(held_out, eval_docs, max_seq_length=max_seq_length, **ids)
-        eval_dataset = mask_once(eval_sequences, masker, seed=seed) if len(eval_sequences) else None
+    eval_dataset = mask_once(eval_sequences, masker, seed=seed) if eval_sequences is not None and len(eval_sequences) else None
     return train_dataset, collator, eval_dataset
 
 
@@ -357,20 +444,65 @@ def _precision_flags(precision: str) -> Dict[str, bool]:
 
 
 def _check_checkpoints(checkpoint_dir: Path, *, resume: bool, overwrite: bool, is_main: bool) -> Optional[Path]:
-    """The checkpoint to resume from, after refusing to mix a new run with an old one."""
+    """The last complete checkpoint to resume from, after refusing to mix a new run with an old one.
+
+    Checkpoints that a killed run left half-written are passed over (and removed on
+    resume, so Trainer writes them anew), and the log says which one is resumed.
+    """
     if overwrite:
         if is_main and checkpoint_dir.is_dir():
             _remove_run(checkpoint_dir)
         return None
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-    if last is not None and not resume:
+    checkpoints = _checkpoints(checkpoint_dir)
+    if checkpoints and not resume:
         raise ValueError(
-            f"{checkpoint_dir} holds checkpoints of an earlier run (last: {Path(last).name}). "
+            f"{checkpoint_dir} holds checkpoints of an earlier run (last: {checkpoints[-1].name}). "
             "Pass --resume to continue it, or --overwrite to start again."
         )
-    if resume and last is None and is_main:
-        logger.info("No checkpoint in %s to resume from; starting from the beginning", checkpoint_dir)
-    return Path(last) if last else None
+    complete = [path for path in checkpoints if is_complete_checkpoint(path)]
+    last = complete[-1] if complete else None
+    broken = [path for path in checkpoints if path not in complete and (last is None or _step(path) > _step(last))]
+    if resume and broken and is_main:
+        logger.warning(
+            "Passing over %s: written only in part (the run was stopped while saving); removing %s",
+            ", ".join(path.name for path in broken), "it" if len(broken) == 1 else "them",
+        )
+        for path in broken:
+            shutil.rmtree(path)
+    if resume and is_main:
+        if last is not None:
+            logger.info("Resuming from %s (step %d)", last, _step(last))
+        else:
+            logger.info("No complete checkpoint in %s to resume from; starting from the beginning", checkpoint_dir)
+    return last
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """Whether Trainer finished writing the checkpoint folder ``path``.
+
+    It is complete with our marker (``CheckpointMarker``), or, for a checkpoint
+    written without it, with a readable ``trainer_state.json``: Trainer writes that
+    file after the weights, optimizer and RNG states.
+    """
+    if (path / COMPLETE_FILE).is_file():
+        return True
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return False
+    return any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json"))
+
+
+def _checkpoints(checkpoint_dir: Path) -> List[Path]:
+    """The ``checkpoint-N`` folders, by step."""
+    if not checkpoint_dir.is_dir():
+        return []
+    folders = [path for path in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.is_dir()]
+    return sorted((path for path in folders if path.name.split("-")[-1].isdigit()), key=_step)
+
+
+def _step(path: Path) -> int:
+    return int(path.name.split("-")[-1])
 
 
 def _remove_run(checkpoint_dir: Path) -> None:

@@ -267,7 +267,8 @@ def _plain_backend(tokenizer):
 
 
 def split_documents(n_docs: int, eval_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Choose held-out documents: a seeded random ``eval_fraction`` of them, at least one."""
+    """Choose held-out items (documents or sequences): a seeded random ``eval_fraction`` of
+    ``n_docs``, at least one when there are two or more, never all."""
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"The held-out fraction must be in [0, 1), not {eval_fraction}.")
     order = np.random.default_rng(seed).permutation(n_docs)
@@ -311,6 +312,11 @@ class SequenceDataset(torch.utils.data.Dataset):
     @property
     def n_tokens(self) -> int:
         return sum(end - start + 2 for start, end in self.spans)
+
+    def subset(self, indices: Iterable[int]) -> "SequenceDataset":
+        """The sequences at ``indices``, sharing the piece arrays."""
+        spans = [self.spans[i] for i in indices]
+        return SequenceDataset(self.input_ids, self.word_start, spans, cls_id=self.cls_id, sep_id=self.sep_id)
 
 
 def pack_documents(

@@ -147,3 +147,28 @@ def test_convert_label_names(tmp_path):
     assert result.exit_code == 1 and has(result, "two labels the same name")
     result = runner.invoke(app, ["convert", str(tmp_path / "sst.tsv"), str(out), "--label-names", "0"])
     assert result.exit_code == 1 and has(result, "is not OLD=NEW")
+
+
+def test_convert_a_high_skip_rate_fails_and_max_skip_rate_insists(tmp_path):
+    raw, out = tmp_path / "train.iob", tmp_path / "x.spacy"
+    raw.write_text("".join(f"Alice B-PER\nmet O\nBob B-PER\n\n" for _ in range(30)), encoding="utf8")
+    args = ["convert", str(raw), str(out), "--scheme", "bilou", "--skip-invalid"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and has(result, "too many examples skipped: 30 of 30 sentences")
+    assert not out.exists()
+    result = runner.invoke(app, [*args, "--max-skip-rate", "1"])
+    assert result.exit_code == 0, result.output
+    assert has(result, "Skipped 30 sentences") and load(out) == []
+
+
+def test_convert_a_folder_or_an_empty_file_names_the_fault(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    result = runner.invoke(app, ["convert", str(folder), str(tmp_path / "x.spacy")])
+    assert result.exit_code == 1 and has(result, f"Input is a folder: {folder}")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf8")
+    for extra in ([], ["--format", "ner-jsonl"]):
+        result = runner.invoke(app, ["convert", str(empty), str(tmp_path / "x.spacy"), *extra])
+        assert result.exit_code == 1 and has(result, f"{empty}: empty file"), result.output
+        assert not (tmp_path / "x.spacy").exists()

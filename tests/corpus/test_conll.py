@@ -143,5 +143,45 @@ def test_skip_invalid_at_doc_level_skips_the_document(tmp_path):
 def test_too_many_columns_and_empty_file(tmp_path):
     with pytest.raises(ConversionError, match="line 1.*5 column"):
         convert_file(write(tmp_path, "a b c d B-PER\n"), "conll")
-    with pytest.raises(ConversionError, match="no token lines"):
+    with pytest.raises(ConversionError, match="empty file"):
         convert_file(write(tmp_path, "\n\n"), "conll")
+    with pytest.raises(ConversionError, match="no token lines"):
+        convert_file(write(tmp_path, "-DOCSTART- -X- -X- O\n\n"), "conll")
+
+
+def _iob2_file(n_sentences=160, stray_at=None):
+    """An IOB2 file of single-token and two-token entities, with one BIOES tag in sentence ``stray_at``."""
+    lines = []
+    for i in range(n_sentences):
+        tag = "S-PER" if i == stray_at else "B-PER"
+        lines += [f"Alice {tag}", "met O", "Globex B-ORG", "Corp I-ORG", ""]
+    return "\n".join(lines)
+
+
+def test_one_stray_bioes_tag_does_not_flip_the_scheme(tmp_path):
+    path = write(tmp_path, _iob2_file(stray_at=100), name="train.iob")
+    stray_line = 100 * 5 + 1
+    with pytest.raises(ConversionError, match=f"line {stray_line}: invalid tag sequence.*S-PER") as err:
+        convert_file(path, "iob")
+    assert "reads as IOB2" in str(err.value)
+    docs, report = convert_file(path, "iob", skip_invalid=True)
+    assert (report.n_read, report.n_written, report.n_skipped) == (160, 159, 1)
+    assert report.first_skip["invalid tag sequence"] == f"line {stray_line}"
+    assert all([ent.label_ for ent in doc.ents] == ["PER", "ORG"] for doc in docs)
+    assert any("IOB2 tags (inferred from the whole file: 159 of 160" in note for note in report.notes)
+
+
+def test_a_real_bilou_file_is_still_bilou(tmp_path):
+    text = _iob2_file(n_sentences=20).replace("B-PER", "U-PER").replace("I-ORG", "L-ORG")
+    docs, report = convert_file(write(tmp_path, text, name="train.iob"), "iob")
+    assert report.n_written == 20 and [ent.text for ent in docs[0].ents] == ["Alice", "Globex Corp"]
+    assert any("BILOU tags" in note for note in report.notes)
+
+
+def test_skipping_most_of_a_file_is_an_error_unless_insisted_on(tmp_path):
+    # Read as BILUO (as an explicit --scheme would), most sentences of an IOB2 file are invalid.
+    path = write(tmp_path, _iob2_file(n_sentences=40), name="train.iob")
+    with pytest.raises(ConversionError, match="too many examples skipped.*40 of 40 sentences.*--max-skip-rate 1"):
+        convert_file(path, "iob", scheme="bilou", skip_invalid=True)
+    docs, report = convert_file(path, "iob", scheme="bilou", skip_invalid=True, max_skip_rate=1.0)
+    assert report.n_skipped == 40 and docs == []

@@ -39,3 +39,24 @@ def test_undetectable_files_ask_for_format(tmp_path, name, text):
     path.write_text(text, encoding="utf8")
     with pytest.raises(ConversionError, match="--format"):
         detect_format(path)
+
+
+@pytest.mark.parametrize(
+    "name,text,expected",
+    [
+        ("empty.txt", "", "empty file"),
+        ("blank.jsonl", "\n \n", "empty file"),
+        ("broken.jsonl", '{"text": "Oslo", "entities": [[0, 4, "LOC"]]\n{"text": "x", "entities": []}\n',
+         "line 1: invalid JSON: Expecting ',' delimiter"),
+        ("broken2.jsonl", '\n{"text": "Oslo" "cats": {}}\n', "line 2: invalid JSON"),
+        ("five.txt", "EU NNP B-NP x B-ORG\nrejects VBZ B-VP x O\n", "line 1: unsupported column layout: 5 columns"),
+        ("five.tsv.txt", "EU\tNNP\tB-NP\tx\tB-ORG\nrejects\tVBZ\tB-VP\tx\tO\n", "line 1: unsupported column layout"),
+        ("bare.txt", "EU B-ORG\nrejects O\n\nOslo B\nis O\n", "line 4: not an NER tag.*'B'"),
+    ],
+)
+def test_detection_names_the_real_fault(tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf8")
+    with pytest.raises(ConversionError, match=expected) as err:
+        detect_format(path)
+    assert str(path) in str(err.value)

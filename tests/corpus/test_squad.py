@@ -100,3 +100,20 @@ def test_malformed_json_names_the_position(tmp_path):
 def test_not_squad(tmp_path):
     with pytest.raises(ConversionError, match="not SQuAD JSON"):
         convert_file(write(tmp_path, {"data": [{"title": "x"}]}), "squad")
+
+
+def test_duplicate_question_ids_are_rejected(tmp_path):
+    qas = [QAS[0], {**QAS[1], "id": "q1"}]
+    with pytest.raises(ConversionError, match="SQuAD id q1 .article 0, paragraph 0, question 1.: duplicate question id"):
+        convert_file(write(tmp_path, squad(qas)))
+    docs, report = convert_file(write(tmp_path, squad(qas)), skip_invalid=True)
+    assert len(docs) == 1 and report.skipped == {"duplicate question id": 1}
+
+
+def test_empty_context_is_not_written_even_when_impossible(tmp_path):
+    data = squad([QAS[2]])
+    data["data"].append({"title": "Empty", "paragraphs": [{"context": "  ", "qas": [{**QAS[2], "id": "q4"}]}]})
+    with pytest.raises(ConversionError, match="SQuAD id q4: empty context"):
+        convert_file(write(tmp_path, data))
+    docs, report = convert_file(write(tmp_path, data), skip_invalid=True)
+    assert [doc.spans["answers"].attrs["id"] for doc in docs] == ["q3"] and report.skipped == {"empty context": 1}

@@ -156,3 +156,18 @@ def test_not_utf8_names_the_byte(tmp_path):
     path.write_bytes("text\tlabel\ncaf\xe9\tpos\n".encode("latin-1"))
     with pytest.raises(ConversionError, match=r"latin1.tsv, byte 14: not UTF-8 text"):
         convert_file(path)
+
+
+def test_an_empty_label_list_does_not_make_the_file_multilabel(tmp_path):
+    rows = [{"text": "good", "labels": ["pos"]}, {"text": "bad", "labels": ["neg"]}, {"text": "meh", "labels": []}]
+    path = tmp_path / "cats.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf8")
+    with pytest.raises(ConversionError, match="line 3: no label.*single-label"):
+        convert_file(path)
+    docs, report = convert_file(path, skip_invalid=True)
+    assert report.multilabel is False and report.skipped == {"no label": 1}
+    assert [doc.cats for doc in docs] == [{"neg": 0.0, "pos": 1.0}, {"neg": 1.0, "pos": 0.0}]
+    # With a text of several labels the file is multi-label, and an empty list is a text with none.
+    path.write_text("".join(json.dumps(row) + "\n" for row in [*rows, {"text": "both", "labels": ["pos", "neg"]}]))
+    docs, report = convert_file(path)
+    assert report.multilabel is True and docs[2].cats == {"neg": 0.0, "pos": 0.0}

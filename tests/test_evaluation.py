@@ -1,0 +1,54 @@
+"""`spacy-bert-tasks evaluate` (spacy_bert_tasks/evaluation.py): a corpus without gold is an error."""
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+from typer.testing import CliRunner
+
+from spacy_bert_tasks.cli import app
+
+from .conftest import encoder_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def joint_model(tiny_encoder, tmp_path_factory):
+    """An untrained pipeline with an NER and a textcat head on one encoder, saved."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config=encoder_config(tiny_encoder))
+    nlp.add_pipe("bert_ner")
+    nlp.add_pipe("bert_textcat")
+    doc = nlp.make_doc("Alice left Oslo")
+    examples = [Example.from_dict(doc, {"entities": ["U-PER", "O", "U-LOC"], "cats": {"POS": 1.0, "NEG": 0.0}})]
+    nlp.initialize(lambda: examples)
+    path = tmp_path_factory.mktemp("evaluate") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+def _corpus(path, **gold):
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Alice left Oslo")
+    if "cats" in gold:
+        doc.cats = gold["cats"]
+    DocBin(docs=[doc]).to_disk(path)
+    return path
+
+
+def test_corpus_without_any_gold_is_an_error(joint_model, tmp_path):
+    data = _corpus(tmp_path / "plain.spacy")
+    result = runner.invoke(app, ["evaluate", str(joint_model), str(data), "--output", str(tmp_path / "m.json")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "'bert_ner' needs entity annotation (doc.ents)" in output and "'bert_textcat' needs categories" in output
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_corpus_with_one_heads_gold_scores_it_and_names_the_rest(joint_model, tmp_path):
+    data = _corpus(tmp_path / "cats.spacy", cats={"POS": 1.0, "NEG": 0.0})
+    result = runner.invoke(app, ["evaluate", str(joint_model), str(data)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "No scores for 'bert_ner'" in output and "entity annotation" in output
+    assert "No scores for 'bert_textcat'" not in output
