@@ -45,6 +45,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
 from ..extensions import QUESTION, TEXT_PAIR, doc_input
+from .allocator import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +225,10 @@ def _check_settings(model: EncoderModel) -> None:
 
 
 def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
-    windows = encode_windows(model.tokenizer, docs, model.attrs)
     frozen = model.attrs["frozen"]
+    if is_train and not frozen:  # the last step's tensors are free now: see ml/allocator.py
+        release_freed_memory()
+    windows = encode_windows(model.tokenizer, docs, model.attrs)
     hidden, hidden_layers = run_transformer(
         model.transformer,
         windows.wordpieces,
