@@ -241,13 +241,13 @@ def test_empty_and_whitespace_docs(trained, text):
 def test_a_pair_or_question_is_not_read(trained, extension):
     """bert_ner reads the doc alone: a text pair or question set on it changes nothing."""
     nlp, _ = trained
-    assert nlp.get_pipe("transformer").model.attrs["doc_inputs"] == []
     for text in TEXTS:
         doc = nlp.make_doc(text)
         setattr(doc._, extension, "Where did Emil Novak go in Lagos?")
         doc, alone = nlp(doc), nlp(text)
         assert doc._.trf_data.wordpieces.strings == alone._.trf_data.wordpieces.strings
         _assert_same([_scored(doc)], [_scored(alone)])
+    assert nlp.get_pipe("transformer").model.attrs["doc_inputs"] == []
 
 
 def test_long_doc_entity_at_the_end(trained):
