@@ -45,7 +45,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--slow"):
         return
-    skip_slow = pytest.mark.skip(reason="slow: reads ../shared/data or runs a workflow; pass --slow")
+    skip_slow = pytest.mark.skip(reason="slow: reads ../shared/data, runs a workflow or hundreds of updates; pass --slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)

@@ -2,7 +2,8 @@
 
 glibc keeps the pages of each step's freed tensors (see ``ml/allocator.py``);
 the encoder gives them back. Without that, this test's pipeline grew from
-508 MB to 572 MB over the measured updates; the bound is 30 MB.
+508 MB to 572 MB over the measured updates; the bound is 30 MB. The test is
+slow (run with --slow).
 """
 import random
 import statistics
@@ -24,6 +25,7 @@ def _rss_mb() -> float:
     raise RuntimeError("/proc/self/status has no VmRSS")
 
 
+@pytest.mark.slow  # 200 updates: about 40 s on an idle core, minutes on a busy machine
 @pytest.mark.skipif(not Path("/proc/self/status").exists() or allocator._MALLOC_TRIM is None,
                     reason="reads VmRSS from /proc and needs glibc's malloc_trim (Linux)")
 def test_training_memory_levels_off(make_nlp):
