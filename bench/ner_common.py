@@ -4,7 +4,7 @@ Not part of the package; imported by ``bench/ner_parity.py`` and ``bench/ner_spe
 """
 import random
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -115,6 +115,42 @@ def train_ner(nlp: Language, plan: List[List[Doc]], lr: float, per_parameter_cli
         nlp.update([to_example(doc, nlp) for doc in batch], sgd=optimizer, drop=0.1)
         optimizer.step_schedules()
     return nlp
+
+
+def token_classification_features(tokenizer, docs: Sequence[Doc], tag_index: Dict[str, int]) -> Tuple[list, list, list]:
+    """Piece ids, segment ids and labels of a batch for ``BertForTokenClassification``:
+    the gold tag on each word's first piece, -100 elsewhere (the Hugging Face recipe)."""
+    encoded = tokenizer([[t.text for t in doc] for doc in docs], is_split_into_words=True)
+    labels = []
+    for i, doc in enumerate(docs):
+        gold = [tag_index[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O"] for t in doc]
+        previous, row = None, []
+        for word in encoded.word_ids(i):
+            row.append(-100 if word is None or word == previous else gold[word])
+            previous = word
+        labels.append(row)
+    return encoded["input_ids"], encoded["token_type_ids"], labels
+
+
+def torch_ner_step(model, optimizer, features: Tuple[list, list, list]) -> None:
+    """One plain PyTorch update: padded batch, loss, backward, global-norm clipping at 1.0, AdamW."""
+    import torch
+
+    ids, types, gold = features
+    width = max(len(row) for row in ids)
+    input_ids = torch.zeros((len(ids), width), dtype=torch.long)
+    token_types, mask = torch.zeros_like(input_ids), torch.zeros_like(input_ids)
+    label_ids = torch.full_like(input_ids, -100)
+    for r in range(len(ids)):
+        n = len(ids[r])
+        input_ids[r, :n], token_types[r, :n], mask[r, :n] = torch.tensor(ids[r]), torch.tensor(types[r]), 1
+        label_ids[r, :n] = torch.tensor(gold[r])
+    model.train()
+    loss = model(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types, labels=label_ids).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
 
 
 def training_plan(train: List[Doc], steps: int, batch_size: int, seed: int) -> List[List[Doc]]:

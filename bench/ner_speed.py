@@ -43,7 +43,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ner_common import (  # noqa: E402
     CONLL, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
-    save_token_classifier, subsample, to_example, train_ner, training_plan,
+    save_token_classifier, subsample, to_example, token_classification_features, torch_ner_step, train_ner,
+    training_plan,
 )
 from padding import pad_rows  # noqa: E402
 
@@ -184,36 +185,10 @@ def training_speed(encoder: Path, classifier: Path, labels: List[str], args) -> 
     model = BertForTokenClassification.from_pretrained(classifier, use_safetensors=True)
     torch_optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
 
-    def features(batch):
-        encoded = tokenizer([[t.text for t in doc] for doc in batch], is_split_into_words=True)
-        labels_ = []
-        for i, doc in enumerate(batch):
-            gold = [tag_index[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O"] for t in doc]
-            previous, row = None, []
-            for word in encoded.word_ids(i):
-                row.append(-100 if word is None or word == previous else gold[word])
-                previous = word
-            labels_.append(row)
-        return encoded["input_ids"], encoded["token_type_ids"], labels_
-
-    torch_batches = [features(batch) for batch in batches]
+    torch_batches = [token_classification_features(tokenizer, batch, tag_index) for batch in batches]
 
     def torch_step(batch) -> None:
-        ids, types, gold = batch
-        width = max(len(row) for row in ids)
-        input_ids = torch.zeros((len(ids), width), dtype=torch.long)
-        token_types, mask = torch.zeros_like(input_ids), torch.zeros_like(input_ids)
-        label_ids = torch.full_like(input_ids, -100)
-        for r in range(len(ids)):
-            n = len(ids[r])
-            input_ids[r, :n], token_types[r, :n], mask[r, :n] = torch.tensor(ids[r]), torch.tensor(types[r]), 1
-            label_ids[r, :n] = torch.tensor(gold[r])
-        model.train()
-        loss = model(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types, labels=label_ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        torch_optimizer.step()
-        torch_optimizer.zero_grad()
+        torch_ner_step(model, torch_optimizer, batch)
 
     def our_step(batch) -> None:
         nlp.update(batch, sgd=optimizer, drop=0.1)

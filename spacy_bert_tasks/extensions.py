@@ -9,6 +9,9 @@
   marked unanswerable. It is read from the group (not stored as a Span, which
   would stop the doc from pickling or serialising); setting it replaces the group.
 
+The encoder and the heads read the question and the pair through
+``doc_input``, so an empty or whitespace-only one counts as not set.
+
 Gold QA answers live in ``doc.spans["answers"]``; a question with no answer has
 an empty group whose ``attrs["unanswerable"]`` is True.
 """
@@ -46,6 +49,15 @@ def set_answer(doc: Doc, answer: Optional[Span]) -> None:
         doc.spans[ANSWERS_KEY] = SpanGroup(doc, name=ANSWERS_KEY, attrs={UNANSWERABLE: True})
     else:
         doc.spans[ANSWERS_KEY] = SpanGroup(doc, name=ANSWERS_KEY, spans=[answer], attrs={UNANSWERABLE: False})
+
+
+def doc_input(doc: Doc, name: str) -> Optional[str]:
+    """The doc's ``question`` or ``text_pair``; None when it is unset, empty or whitespace only.
+
+    name (str): ``QUESTION`` or ``TEXT_PAIR``.
+    """
+    value = getattr(doc._, name)
+    return value if value is not None and value.strip() else None
 
 
 def copy_inputs(source: Doc, target: Doc) -> Doc:

@@ -45,7 +45,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--slow"):
         return
-    default = "slow: reads ../shared/data or runs a workflow; pass --slow"
+    default = "slow: reads ../shared/data, runs a workflow or hundreds of updates; pass --slow"
     for item in items:
         marker = item.get_closest_marker("slow")
         if marker is not None:

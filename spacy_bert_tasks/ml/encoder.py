@@ -5,7 +5,12 @@ component. It differs from ``spacy-transformers.TransformerModel.v3`` in four wa
 
 - **Pairs.** A doc with ``doc._.question`` is read as ``[CLS] question [SEP]
   window [SEP]``; a doc with ``doc._.text_pair`` as ``[CLS] window [SEP]
-  text_pair [SEP]``, with the segment ids BERT was pre-trained with.
+  text_pair [SEP]``, with the segment ids BERT was pre-trained with. The
+  encoder reads only the inputs that a head listening to it reads (its
+  ``doc_inputs`` attr, set by ``pipeline.base.link_doc_inputs``): a text pair
+  for a textcat trained on pairs, the question for QA. A head trained on
+  single texts behind its own encoder never sees either; on a shared encoder
+  it reads the one pass per doc that its neighbours need.
 - **Windows in word pieces.** Each doc is tokenised once; windows of at most
   ``max_length`` pieces (specials and the question included) overlap by
   ``stride`` pieces, as in SQuAD's ``doc_stride``. No text is ever dropped.
@@ -32,13 +37,16 @@ import torch
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy_transformers.data_classes import FullTransformerBatch, HFObjects, TransformerData, WordpieceBatch
+from spacy_transformers.layers.split_trf import split_trf_batch
 from spacy_transformers.layers.transformer_model import TransformerModel
-from thinc.api import Model, get_torch_default_device, torch2xp, xp2torch
+from thinc.api import Model, chain, get_torch_default_device, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 
 from ..encoder_folder import EncoderFolderError, check_encoder_folder, is_local, load_weights_checked
+from ..extensions import QUESTION, TEXT_PAIR, doc_input
+from .allocator import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +118,9 @@ class EncoderModel(TransformerModel):
         self.init = init
         self.attrs.update(settings)
         self.attrs["output_hidden_states"] = False
+        # The doc inputs (question, text pair) this encoder reads; None: whichever a doc has.
+        self.attrs["doc_inputs"] = None
+        self.attrs["replace_listener"] = replace_listener
         self.attrs["replace_listener_cfg"] = replace_listener_cfg
 
     def copy(self) -> "EncoderModel":
@@ -117,6 +128,7 @@ class EncoderModel(TransformerModel):
         copied = EncoderModel(self.attrs["name"], tokenizer_config=self._init_tokenizer_config,
                               transformer_config=self._init_transformer_config, **settings)
         copied.attrs["output_hidden_states"] = self.attrs["output_hidden_states"]
+        copied.attrs["doc_inputs"] = copy.copy(self.attrs["doc_inputs"])
         copied.layers[0] = copy.deepcopy(self.layers[0])
         if self.attrs["has_transformer"]:
             copied.attrs["has_transformer"] = True
@@ -125,6 +137,28 @@ class EncoderModel(TransformerModel):
 
 
 _SETTINGS = ("max_length", "stride", "max_question_length", "max_pair_length", "max_batch_tokens", "frozen")
+
+
+def listened_inputs(listeners: Sequence[Model]) -> List[str]:
+    """The doc inputs that the heads behind these listeners read, sorted.
+
+    A head marks its listener with ``attrs["doc_inputs"]``
+    (``BertTaskPipe.doc_inputs``); a listener without the mark reads none.
+    """
+    return sorted({name for listener in listeners for name in listener.attrs.get("doc_inputs", ())})
+
+
+def replace_listener(model: EncoderModel, listener: Model, transformer_pipe: Any) -> Model:
+    """What spaCy's ``replace_listeners`` puts where a head's listener was.
+
+    The head's copy of the encoder reads what that head reads; the shared
+    encoder, what its remaining listeners read.
+    """
+    model.attrs["doc_inputs"] = listened_inputs([listener])
+    others = [node for nodes in transformer_pipe.listener_map.values() if listener not in nodes for node in nodes]
+    if isinstance(transformer_pipe.model, EncoderModel):
+        transformer_pipe.model.attrs["doc_inputs"] = listened_inputs(others)
+    return chain(model, split_trf_batch())
 
 
 def replace_listener_cfg(encoder_cfg: Dict[str, Any], listener_cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -214,8 +248,10 @@ def _check_settings(model: EncoderModel) -> None:
 
 
 def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
-    windows = encode_windows(model.tokenizer, docs, model.attrs)
     frozen = model.attrs["frozen"]
+    if is_train and not frozen:  # the last step's tensors are free now: see ml/allocator.py
+        release_freed_memory()
+    windows = encode_windows(model.tokenizer, docs, model.attrs)
     hidden, hidden_layers = run_transformer(
         model.transformer,
         windows.wordpieces,
@@ -600,14 +636,23 @@ def _extra_segments(
 ) -> Tuple[List[Optional[List[int]]], List[bool]]:
     """The question or text pair of each doc as piece ids, cut to their limits.
 
+    Only the inputs in ``settings["doc_inputs"]`` are read: those that the heads
+    listening to this encoder read (``spacy_bert_tasks.pipeline.base.link_doc_inputs``).
+    None (an encoder never linked, as in pipelines saved before the setting
+    existed) reads whichever the doc has. Empty or whitespace-only inputs count
+    as unset (``extensions.doc_input``).
+
     RETURNS: per doc the ids (or None) and whether they go before the doc.
     """
+    reads = settings.get("doc_inputs")
+    reads = (QUESTION, TEXT_PAIR) if reads is None else tuple(reads)
     extras: List[Optional[List[int]]] = []
     first: List[bool] = []
-    cut = {"question": 0, "text_pair": 0}
+    cut = {QUESTION: 0, TEXT_PAIR: 0}
     texts = []
     for doc in docs:
-        question, pair = doc._.question, doc._.text_pair
+        question = doc_input(doc, QUESTION) if QUESTION in reads else None
+        pair = doc_input(doc, TEXT_PAIR) if TEXT_PAIR in reads else None
         if question is not None and pair is not None:
             raise ValueError(
                 f"A doc has both `doc._.question` and `doc._.text_pair` set ({doc.text[:40]!r}...). "
@@ -621,7 +666,7 @@ def _extra_segments(
         encoded = tokenizer([texts[i] for i in wanted], add_special_tokens=False,
                             return_attention_mask=False, return_token_type_ids=False, verbose=False)
         for i, ids in zip(wanted, encoded["input_ids"]):
-            kind = "question" if first[i] else "text_pair"
+            kind = QUESTION if first[i] else TEXT_PAIR
             limit = settings["max_question_length"] if first[i] else settings["max_pair_length"]
             if len(ids) > limit:
                 cut[kind] += 1
@@ -629,7 +674,7 @@ def _extra_segments(
             ids_by_doc[i] = list(ids)
     for kind, count in cut.items():
         if count:
-            setting = "max_question_length" if kind == "question" else "max_pair_length"
+            setting = "max_question_length" if kind == QUESTION else "max_pair_length"
             warnings.warn(
                 f"{count} {kind.replace('_', ' ')}(s) in this batch were longer than {setting}="
                 f"{settings[setting]} pieces and were cut. Raise {setting} to keep them whole."

@@ -21,6 +21,7 @@ from spacy_transformers.data_classes import TransformerData
 from thinc.api import Linear, Model, get_array_module
 from thinc.types import Floats3d, Ints2d, Ragged
 
+from ..extensions import QUESTION, doc_input
 from .pooling import _backprop_to_trf, _has_output
 
 NEG_INF = -10000.0  # the logit of a position that can never be an answer
@@ -78,7 +79,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Option
     listener, output = model.layers
     xp = model.ops.xp
     trf_datas, bp_listener = listener(docs, is_train)
-    read = [i for i, (doc, td) in enumerate(zip(docs, trf_datas)) if doc._.question is not None and _has_output(td)]
+    read = [i for i, (doc, td) in enumerate(zip(docs, trf_datas)) if doc_input(doc, QUESTION) is not None and _has_output(td)]
     shapes = [trf_datas[i].model_output.last_hidden_state.shape for i in read]
     results: List[Optional[WindowLogits]] = [None] * len(docs)
     masks: Dict[int, numpy.ndarray] = {}

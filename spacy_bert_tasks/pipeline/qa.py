@@ -23,8 +23,11 @@ best span's by more than ``null_score_diff_threshold``; the n-best spans are
 still listed, and the group's ``attrs["unanswerable"]`` is True.
 
 Docs without a question get no answer, add no loss and are left untouched, so
-QA data can be mixed with other tasks' data.
+QA data can be mixed with other tasks' data. A doc whose question is empty or
+whitespace only gets no answer either (an empty ``doc.spans["answers"]``
+marked unanswerable), with a warning the first time.
 """
+import warnings
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy
@@ -33,7 +36,7 @@ from spacy.tokens import Doc, SpanGroup
 from spacy.training import Example, validate_examples
 from thinc.api import Config, Model
 
-from ..extensions import ANSWERS_KEY, UNANSWERABLE
+from ..extensions import ANSWERS_KEY, QUESTION, UNANSWERABLE, doc_input
 from ..ml.qa import WindowLogits, decode_spans, span_loss, window_targets
 from ..scoring import score_qa  # noqa: F401  (registers spacy_bert_tasks.qa_scorer.v1)
 from .base import BertTaskPipe
@@ -112,11 +115,16 @@ class BertQA(BertTaskPipe):
         self.n_best_size = n_best_size
         self.max_answer_length = max_answer_length
         self.null_score_diff_threshold = null_score_diff_threshold
+        self._warned_blank = False
+
+    @property
+    def doc_inputs(self) -> Tuple[str, ...]:
+        return (QUESTION,)
 
     def predict(self, docs: Iterable[Doc]) -> List[Optional[WindowLogits]]:
         """Start/end logits for each doc with a question (None for the others)."""
         docs = list(docs)
-        if not any(doc._.question is not None for doc in docs):
+        if not any(doc_input(doc, QUESTION) is not None for doc in docs):
             return [None] * len(docs)
         return self.model.predict(docs)
 
@@ -126,7 +134,9 @@ class BertQA(BertTaskPipe):
         for doc, doc_scores in zip(docs, scores):
             if doc._.question is None:
                 continue
-            if doc_scores is None:  # an empty context holds no answer
+            if doc_input(doc, QUESTION) is None:
+                self._warn_blank_question(doc)
+            if doc_scores is None:  # an empty context or question holds no answer
                 doc.spans[ANSWERS_KEY] = SpanGroup(doc, name=ANSWERS_KEY, attrs={"scores": [], UNANSWERABLE: True})
                 continue
             candidates, null_score = decode_spans(
@@ -189,6 +199,16 @@ class BertQA(BertTaskPipe):
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError("bert_qa has no labels: answers are spans of the context.")
+
+    def _warn_blank_question(self, doc: Doc) -> None:
+        if self._warned_blank:
+            return
+        self._warned_blank = True
+        warnings.warn(
+            f"bert_qa '{self.name}': a doc has an empty or whitespace-only doc._.question "
+            f"({doc._.question!r}, context {doc.text[:40]!r}): it gets no answer, as will any other such doc "
+            "(this warning is shown once). Set a question, or leave doc._.question None on docs that are not QA."
+        )
 
 
 def _gold_span(eg: Example) -> Tuple[bool, Optional[Tuple[int, int]]]:

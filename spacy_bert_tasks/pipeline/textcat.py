@@ -4,12 +4,15 @@ The ``BertForSequenceClassification`` recipe on the shared encoder: one pooled
 vector per doc ([CLS] by default) >> dropout >> softmax (exclusive classes) or
 a sigmoid per label (multi-label). Scores go to ``doc.cats``.
 
-Sentence pairs need nothing here: when ``doc._.text_pair`` is set, the
-encoder reads ``[CLS] doc.text [SEP] text_pair [SEP]`` in the same single pass
-that feeds every head. A component trained on pairs records ``cfg["pairs"]``;
-given a doc without a pair it raises (``missing_pair = "error"``, the default)
-or leaves that doc's cats unset (``missing_pair = "skip"``, for pipelines
-whose other docs have no pair, such as a joint pipeline's NER docs).
+Sentence pairs need nothing here: a component trained on pairs records
+``cfg["pairs"]`` and asks the encoder for them (``doc_inputs``), which then reads
+``[CLS] doc.text [SEP] text_pair [SEP]`` in the same single pass that feeds
+every head. A component trained on single texts asks for no pair: a
+``doc._.text_pair`` given to it is not read. Given a doc without a pair (or with
+an empty or whitespace-only one), a pair component raises (``missing_pair =
+"error"``, the default) or leaves that doc's cats unset (``missing_pair =
+"skip"``, for pipelines whose other docs have no pair, such as a joint
+pipeline's NER docs).
 
 Missing labels: a label absent from a gold doc's ``cats`` adds no loss. With
 exclusive classes, a doc whose ``cats`` hold no known label at 1.0 adds none.
@@ -27,6 +30,7 @@ from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Config, Model
 from thinc.types import Floats2d
 
+from ..extensions import TEXT_PAIR, doc_input
 from ..ml.textcat import copy_pooler  # (importing it registers TextCat.v1, the listener, pooling)
 from ..training import listened_encoder
 from .base import BertTaskPipe
@@ -177,6 +181,10 @@ class BertTextCategorizer(BertTaskPipe):
             missing_pair=missing_pair,
         )
 
+    @property
+    def doc_inputs(self) -> Tuple[str, ...]:
+        return (TEXT_PAIR,) if self.cfg.get("pairs") else ()
+
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Scores per doc and label, (n_docs, n_labels)."""
         docs = list(docs)
@@ -324,7 +332,7 @@ class BertTextCategorizer(BertTaskPipe):
             if not eg.reference.cats or (own is not None and own.isdisjoint(eg.reference.cats)):
                 continue
             n_docs += 1
-            n_pairs += eg.predicted._.text_pair is not None
+            n_pairs += doc_input(eg.predicted, TEXT_PAIR) is not None
             n_gold_only += eg.predicted._.text_pair is None and eg.reference._.text_pair is not None
         if n_gold_only:
             raise ValueError(
@@ -334,15 +342,16 @@ class BertTextCategorizer(BertTaskPipe):
             )
         if 0 < n_pairs < n_docs:
             raise ValueError(
-                f"{n_pairs} of {n_docs} annotated training docs have doc._.text_pair and the others do not. "
+                f"{n_pairs} of {n_docs} annotated training docs have doc._.text_pair and the others have none "
+                "(or an empty one). "
                 f"'{self.name}' classifies either single texts or sentence pairs; split the data or give "
                 "every doc a pair."
             )
         return n_pairs > 0
 
     def _lacks_pair(self, doc: Doc, always: bool = False) -> bool:
-        """A pair model's doc with text but no text pair (only in "skip" mode unless ``always``)."""
-        if not self.cfg["pairs"] or not doc.text.strip() or doc._.text_pair is not None:
+        """A pair model's doc with text but no (or a blank) text pair (only in "skip" mode unless ``always``)."""
+        if not self.cfg["pairs"] or not doc.text.strip() or doc_input(doc, TEXT_PAIR) is not None:
             return False
         return always or self.cfg["missing_pair"] == "skip"
 
@@ -354,7 +363,8 @@ class BertTextCategorizer(BertTaskPipe):
 
     def _raise_missing_pair(self, doc: Doc, stage: str) -> None:
         raise ValueError(
-            f"'{self.name}' was trained on sentence pairs, but {_describe(doc)} has no doc._.text_pair "
+            f"'{self.name}' was trained on sentence pairs, but {_describe(doc)} has "
+            f"{'no doc._.text_pair' if doc._.text_pair is None else f'an empty doc._.text_pair ({doc._.text_pair!r})'} "
             f"({stage}). Set it before the pipeline runs (doc = nlp.make_doc(text); doc._.text_pair = "
             "pair; nlp(doc)), read corpora with spacy_bert_tasks.Corpus.v1 (`spacy evaluate` reads with "
             "spaCy's own Corpus, which drops the pair: use nlp.evaluate over Corpus.v1 instead), or set "

@@ -260,6 +260,76 @@ def test_pair_model_without_pair_raises_or_skips(trained):
         textcat.cfg["missing_pair"] = "error"
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t"])
+def test_pair_model_with_blank_pair_follows_missing_pair(trained, blank):
+    """An empty or whitespace-only pair is a missing pair, not one to score."""
+    nlp, _ = trained["pair"]
+    textcat = nlp.get_pipe("bert_textcat")
+    with pytest.raises(ValueError, match=r"trained on sentence pairs.*an empty doc\._\.text_pair"):
+        nlp(make_doc(nlp, _A, blank))
+    example = Example.from_dict(make_doc(nlp, _A, blank), {"cats": SAME})
+    with pytest.raises(ValueError, match="empty doc._.text_pair"):
+        nlp.update([example])
+    textcat.cfg["missing_pair"] = "skip"
+    try:
+        docs = list(nlp.pipe([make_doc(nlp, _A, blank), make_doc(nlp, _A, _GOOD)]))
+        assert docs[0].cats == {}
+        assert set(docs[1].cats) == {"SAME", "DIFF"}
+    finally:
+        textcat.cfg["missing_pair"] = "error"
+
+
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_single_text_model_does_not_read_a_text_pair(trained, mode):
+    """A model trained on single texts reads the doc alone, whatever doc._.text_pair holds."""
+    nlp, _ = trained[mode]
+    for text, _, _ in MODES[mode][0]:
+        alone = nlp(make_doc(nlp, text))
+        with_pair = nlp(make_doc(nlp, text, "Totally unrelated text about Kyoto."))
+        assert with_pair._.trf_data.wordpieces.strings == alone._.trf_data.wordpieces.strings
+        assert_almost_equal([with_pair.cats[label] for label in alone.cats], list(alone.cats.values()), decimal=6)
+    assert nlp.get_pipe("transformer").model.attrs["doc_inputs"] == []
+
+
+def test_pair_model_asks_its_encoder_for_pairs(trained):
+    nlp, _ = trained["pair"]
+    assert nlp.get_pipe("bert_textcat").doc_inputs == ("text_pair",)
+    assert nlp.get_pipe("transformer").model.attrs["doc_inputs"] == ["text_pair"]
+    # A question is not read by a pair model's encoder either.
+    doc = make_doc(nlp, _A, _GOOD)
+    doc._.question = "Who visited Paris?"
+    assert nlp(doc).cats == pytest.approx(nlp(make_doc(nlp, _A, _GOOD)).cats, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["single", "pair"])
+def test_pipeline_saved_before_doc_inputs_loads(trained, mode, tmp_path):
+    """A pipeline saved without the ``doc_inputs`` attrs loads, reads what the doc has, and
+    follows its heads once linked (``link_doc_inputs``)."""
+    from spacy_bert_tasks.pipeline.base import link_doc_inputs
+
+    nlp, _ = trained[mode]
+    data = MODES[mode][0]
+    expected = predict(nlp, data)
+    saved = {}
+    nodes = [nlp.get_pipe("transformer").model, *nlp.get_pipe("bert_textcat").model.walk()]
+    for node in nodes:
+        if "doc_inputs" in node.attrs:
+            saved[node.id] = node.attrs.pop("doc_inputs")
+    try:
+        nlp.to_disk(tmp_path / "old")
+    finally:
+        for node in nodes:
+            if node.id in saved:
+                node.attrs["doc_inputs"] = saved[node.id]
+    old = spacy.load(tmp_path / "old")
+    assert old.get_pipe("transformer").model.attrs["doc_inputs"] is None
+    for a, b in zip(expected, predict(old, data)):
+        assert_almost_equal(list(a.values()), [b[label] for label in a], decimal=5)
+    assert link_doc_inputs(old) == {"transformer": ["text_pair"] if mode == "pair" else []}
+    for a, b in zip(expected, predict(old, data)):
+        assert_almost_equal(list(a.values()), [b[label] for label in a], decimal=5)
+
+
 def test_training_data_must_be_all_pairs_or_none(tiny_encoder):
     nlp = make_pipeline(tiny_encoder)
     examples = make_examples(nlp, PAIR_DATA[:2] + [(_A, SAME, None)])

@@ -237,6 +237,19 @@ def test_empty_and_whitespace_docs(trained, text):
     assert loss == 0.0 and d_scores.dataXd.shape == (0, 7)
 
 
+@pytest.mark.parametrize("extension", ["text_pair", "question"])
+def test_a_pair_or_question_is_not_read(trained, extension):
+    """bert_ner reads the doc alone: a text pair or question set on it changes nothing."""
+    nlp, _ = trained
+    for text in TEXTS:
+        doc = nlp.make_doc(text)
+        setattr(doc._, extension, "Where did Emil Novak go in Lagos?")
+        doc, alone = nlp(doc), nlp(text)
+        assert doc._.trf_data.wordpieces.strings == alone._.trf_data.wordpieces.strings
+        _assert_same([_scored(doc)], [_scored(alone)])
+    assert nlp.get_pipe("transformer").model.attrs["doc_inputs"] == []
+
+
 def test_long_doc_entity_at_the_end(trained):
     nlp, _ = trained
     n_filler = 5000 // 7 + 1
