@@ -1,6 +1,6 @@
 """Distillation: the student's shape and labels, the divergence it lowers, its round trip.
 
-The teacher (``teacher_dir``) and the encoders come from tests/distillation/conftest.py.
+The teacher (``teacher_dir``) and the encoders come from tests/teachers.py.
 """
 import subprocess
 import sys
@@ -11,7 +11,7 @@ import spacy
 from spacy_bert_tasks.distillation import DistillSettings, StepSettings, distill, divergence, layer_indices, make_student
 from spacy_bert_tasks.distillation.student import encoder_models
 
-from .conftest import probe_docs
+from tests.teachers import probe_docs
 
 
 def _labels(nlp):

@@ -1,4 +1,4 @@
-"""A trained multi-task teacher (textcat, NER, QA on one 4-layer encoder), built once per session.
+"""Fixtures for distillation and quantization: a trained multi-task teacher (textcat, NER, QA on one 4-layer encoder), built once per session.
 
 The encoder is conftest's tiny encoder (``tiny_encoder``) with four layers
 instead of two; a narrower one (64 wide, same vocabulary) is a student
