@@ -11,6 +11,7 @@ and ``state_dict``) saves and restores it unchanged; ``from_config`` and
 """
 import os
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,6 +21,21 @@ from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+_NETWORKS: "weakref.WeakSet[OnnxNetwork]" = weakref.WeakSet()
+
+
+def _close_sessions_before_fork() -> None:
+    """Close every ONNX Runtime session before a fork (``nlp.pipe(n_process=...)``).
+
+    A session's thread pool does not survive a fork, and a child that makes a
+    session while the parent's pool is alive can wait forever. Closed, each
+    process (the parent included) makes its own on the next call.
+    """
+    for network in list(_NETWORKS):
+        network._session, network._session_key = None, None
+
+
+os.register_at_fork(before=_close_sessions_before_fork)
 
 
 class OnnxNetwork(torch.nn.Module):
@@ -33,6 +49,7 @@ class OnnxNetwork(torch.nn.Module):
         self.device_anchor = torch.nn.Parameter(torch.zeros(0), requires_grad=False)
         self._session: Any = None
         self._session_key: Optional[tuple] = None
+        _NETWORKS.add(self)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig) -> "OnnxNetwork":

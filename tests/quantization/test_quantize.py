@@ -12,6 +12,9 @@ import numpy
 import pytest
 import spacy
 
+from typer.testing import CliRunner
+
+from spacy_bert_tasks.cli import app
 from spacy_bert_tasks.quantization import ARCHITECTURE, OnnxNetwork, quantize
 
 from tests.teachers import probe_docs
@@ -21,9 +24,12 @@ pytest.importorskip("onnxruntime", reason="quantize needs onnxruntime (a depende
 
 @pytest.fixture(scope="module")
 def quantized(teacher_dir, tmp_path_factory):
+    """The teacher quantized from the command line, and what its meta says was done."""
     output = tmp_path_factory.mktemp("int8") / "model"
-    done = quantize(teacher_dir / "model", output)
-    return output, done
+    result = CliRunner().invoke(app, ["quantize", str(teacher_dir / "model"), str(output)])
+    assert result.exit_code == 0, result.output
+    assert "Wrote the int8 pipeline" in result.output
+    return output, spacy.load(output).meta["quantization"]
 
 
 def _outputs(nlp, docs):
