@@ -28,7 +28,7 @@ def test_layer_indices_rejects_too_many():
         layer_indices(4, 5)
 
 
-@pytest.mark.parametrize("n_layers", [None, 1, 3])
+@pytest.mark.parametrize("n_layers", [None, 3])
 def test_student_has_requested_layers_and_teacher_labels(teacher_dir, n_layers):
     teacher = spacy.load(teacher_dir / "model")
     student = make_student(teacher_dir / "model", n_layers=n_layers)
@@ -52,10 +52,10 @@ def test_student_from_another_folder_is_narrower(teacher_dir, narrow_encoder):
 
 @pytest.fixture(scope="module")
 def distilled(teacher_dir, tmp_path_factory):
-    """A 1-layer student distilled for a few dozen steps, with the losses it reported."""
+    """A 1-layer student distilled for two dozen steps, with the losses it reported."""
     output = tmp_path_factory.mktemp("student") / "model"
     seen = []
-    settings = DistillSettings(steps=40, batch_size=8, learn_rate=1e-3, warmup=0.0, checkpoint_every=20,
+    settings = DistillSettings(steps=24, batch_size=8, learn_rate=1e-3, warmup=0.0, checkpoint_every=12,
                                step=StepSettings(temperature=2.0, gold_weight=0.5, hidden_weight=0.1, dropout=0.0))
     distill(teacher_dir / "model", output, corpora=[teacher_dir / "train.spacy"], texts=[teacher_dir / "text.txt"],
             n_layers=1, settings=settings, progress=False, on_step=lambda step, losses: seen.append(losses))
@@ -63,14 +63,41 @@ def distilled(teacher_dir, tmp_path_factory):
 
 
 def test_distillation_lowers_divergence(teacher_dir, distilled):
-    output, seen = distilled
+    """The 1-layer student (the teacher's layer 0) moves towards the teacher's textcat and NER outputs.
+
+    Its QA distributions start (and stay) within ~1e-4 of the teacher's: there is nothing to lower.
+    """
+    output, _ = distilled
     teacher = spacy.load(teacher_dir / "model")
     before = divergence(teacher, make_student(teacher_dir / "model", n_layers=1), probe_docs(teacher))
     after = divergence(teacher, spacy.load(output), probe_docs(teacher))
     assert set(after) == {"bert_textcat", "bert_ner", "bert_qa"}
-    for name in after:
-        assert after[name] < before[name], (name, before, after)
-    assert len(seen) == 40 and "transformer_hidden" in seen[0]
+    for name in ("bert_textcat", "bert_ner"):
+        assert after[name] < 0.5 * before[name], (name, before, after)
+    assert after["bert_qa"] < 1e-3
+
+
+def test_narrow_student_learns_ner_and_qa(teacher_dir, narrow_encoder, tmp_path):
+    """A narrower student from another folder (heads drawn anew) moves towards the teacher's NER and QA.
+
+    (Its encoder is random: in 24 steps its [CLS] vector hardly tells the four textcat docs apart.)
+    """
+    teacher = spacy.load(teacher_dir / "model")
+    before = divergence(teacher, make_student(teacher_dir / "model", student_encoder=narrow_encoder), probe_docs(teacher))
+    settings = DistillSettings(steps=24, batch_size=8, learn_rate=1e-3, warmup=0.0, checkpoint_every=0,
+                               step=StepSettings(temperature=2.0, gold_weight=0.5, dropout=0.0))
+    distill(teacher_dir / "model", tmp_path / "student", corpora=[teacher_dir / "train.spacy"],
+            texts=[teacher_dir / "text.txt"], student_encoder=narrow_encoder, settings=settings, progress=False)
+    after = divergence(teacher, spacy.load(tmp_path / "student"), probe_docs(teacher))
+    for name in ("bert_ner", "bert_qa"):
+        assert after[name] < 0.75 * before[name], (name, before, after)
+
+
+def test_hidden_state_loss_goes_down(distilled):
+    _, seen = distilled
+    hidden = [losses["transformer_hidden"] for losses in seen]
+    assert len(hidden) == 24
+    assert sum(hidden[-4:]) < sum(hidden[:4])
 
 
 def test_distilled_pipeline_round_trips_and_loads_fresh(teacher_dir, distilled, tmp_path):
@@ -97,10 +124,10 @@ def test_resume_goes_on_from_the_checkpoint(teacher_dir, distilled, tmp_path):
     checkpoints = output.with_name(output.name + ".checkpoint")
     assert (checkpoints / "state.json").exists()
     seen = []
-    settings = DistillSettings(steps=44, batch_size=8, checkpoint_every=0)
+    settings = DistillSettings(steps=27, batch_size=8, checkpoint_every=0)
     distill(teacher_dir / "model", tmp_path / "more", corpora=[teacher_dir / "train.spacy"], checkpoints=checkpoints,
             resume=True, settings=settings, progress=False, on_step=lambda step, losses: seen.append(step))
-    assert seen == [41, 42, 43, 44]
+    assert seen == [25, 26, 27]
     assert len(encoder_models(spacy.load(tmp_path / "more")).__next__().transformer.encoder.layer) == 1
 
 
