@@ -99,6 +99,14 @@ def run_measure(model: Path, dev: Path, key: str, args: argparse.Namespace) -> D
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(model: str, dev: str, key: str, *, dev_limit: int, repeats: int, threads: int) -> Dict[str, float]:
     """Dev score, median words/s, peak RSS and size on disk of one pipeline."""
     import spacy
@@ -108,7 +116,7 @@ def measure(model: str, dev: str, key: str, *, dev_limit: int, repeats: int, thr
     from spacy_bert_tasks.corpus.readers import TaskCorpus
 
     torch.set_num_threads(threads)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the libraries alone
+    before = peak_mb()  # the libraries alone
     nlp = spacy.load(model)
     examples = list(TaskCorpus([dev], limit=dev_limit)(nlp))
     score = nlp.evaluate(examples)[key]
@@ -123,7 +131,7 @@ def measure(model: str, dev: str, key: str, *, dev_limit: int, repeats: int, thr
         timings.append(time.perf_counter() - start)
     size = sum(p.stat().st_size for p in Path(model).rglob("*") if p.is_file())
     return {"score": float(score), "words_per_s": n_words / statistics.median(timings), "words": n_words,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "libraries_mb": before,
+            "peak_mb": peak_mb(), "libraries_mb": before,
             "disk_mb": size / 2**20}
 
 
