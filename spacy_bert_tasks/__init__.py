@@ -12,6 +12,7 @@ install_extensions()
 from . import ml  # noqa: E402,F401  (registers architectures and layers)
 from . import pipeline  # noqa: E402,F401  (registers factories and scorers)
 from . import corpus  # noqa: E402,F401  (registers readers)
+from . import quantization  # noqa: E402,F401  (registers the quantized encoder)
 from .pipeline.qa import answer_questions  # noqa: E402
 
 __all__ = ["__version__", "install_extensions", "answer_questions"]

@@ -112,3 +112,7 @@ def make_nlp(tiny_encoder):
         return nlp
 
     return _make
+
+
+# The trained multi-task teacher and its encoders (distillation and quantization tests).
+from tests.teachers import deep_encoder, narrow_encoder, teacher_dir  # noqa: E402,F401
