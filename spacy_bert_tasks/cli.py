@@ -195,8 +195,8 @@ def split_squad_cli(
 @app.command("evaluate")
 def evaluate_cli(
     model: str = typer.Argument(..., help="Pipeline folder or installed package name."),
-    data_path: Path = typer.Argument(..., metavar="DATA", help="Gold .spacy corpus (or a folder of them).", exists=True),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write every score here as JSON."),
+    data_paths: List[Path] = typer.Argument(..., metavar="DATA...", help="Gold .spacy corpora (or folders of them); several are scored in one run, the pipeline loaded once.", exists=True),
+    outputs: Optional[List[Path]] = typer.Option(None, "--output", "-o", help="Write every score here as JSON; give one per DATA, in order."),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to run on; -1 for CPU."),
     limit: int = typer.Option(0, "--limit", help="Score at most this many docs (0: all)."),
 ) -> None:
@@ -204,12 +204,18 @@ def evaluate_cli(
 
     Like `spacy evaluate` (same tables, same JSON), but DATA is read with
     spacy_bert_tasks.Corpus.v1, so `doc._.text_pair` and `doc._.question` reach
-    the pipeline: use it for sentence-pair and QA models.
+    the pipeline: use it for sentence-pair and QA models. Several DATA files
+    (each with its own --output) are scored with one load of the pipeline.
     """
-    from .evaluation import evaluate
+    from .evaluation import evaluate, load_for_evaluation
 
+    outputs = list(outputs or [])
+    if outputs and len(outputs) != len(data_paths):
+        msg.fail(f"Got {len(data_paths)} DATA and {len(outputs)} --output", "Give one --output per DATA, in order, or none.", exits=1)
     try:
-        evaluate(model, data_path, output, gpu_id=gpu_id, limit=limit, silent=False)
+        nlp = load_for_evaluation(model, gpu_id=gpu_id, silent=False)
+        for i, data_path in enumerate(data_paths):
+            evaluate(model, data_path, outputs[i] if outputs else None, gpu_id=gpu_id, limit=limit, silent=False, nlp=nlp)
     except (ValueError, FileNotFoundError, OSError) as err:
         msg.fail(f"Could not evaluate {model}", str(err), exits=1)
 

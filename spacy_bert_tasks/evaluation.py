@@ -38,6 +38,12 @@ GOLD: Dict[str, Tuple[str, Callable[[Doc], bool]]] = {
 }
 
 
+def load_for_evaluation(model: Union[str, Path], *, gpu_id: int = -1, silent: bool = True) -> Language:
+    """Set up the device, then load the pipeline (a package name or a folder)."""
+    setup_gpu(gpu_id, silent=silent)
+    return util.load_model(model)
+
+
 def evaluate(
     model: Union[str, Path],
     data_path: Union[str, Path],
@@ -46,6 +52,7 @@ def evaluate(
     gpu_id: int = -1,
     limit: int = 0,
     silent: bool = True,
+    nlp: Optional[Language] = None,
 ) -> Dict[str, Any]:
     """Score a pipeline on a ``.spacy`` corpus, with ``doc._.text_pair`` and ``doc._.question`` kept.
 
@@ -55,15 +62,16 @@ def evaluate(
     gpu_id (int): GPU to run on; -1 for CPU.
     limit (int): score at most this many docs; 0 for all.
     silent (bool): do not print the tables.
+    nlp (Optional[Language]): ``model`` already loaded (to score several corpora with one load).
     RETURNS (Dict[str, Any]): every score of ``nlp.evaluate``.
     """
     msg = Printer(no_print=silent, pretty=not silent)
-    setup_gpu(gpu_id, silent=silent)
     data_path = Path(data_path)
     if not data_path.exists():
         raise FileNotFoundError(f"Evaluation data not found: {data_path}. Convert it first with `spacy-bert-tasks convert`.")
+    if nlp is None:
+        nlp = load_for_evaluation(model, gpu_id=gpu_id, silent=silent)
     util.fix_random_seed()
-    nlp = util.load_model(model)
     examples = list(TaskCorpus([data_path], limit=limit)(nlp))
     if not examples:
         raise ValueError(f"{data_path} holds no docs to evaluate on.")

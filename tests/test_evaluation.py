@@ -52,3 +52,20 @@ def test_corpus_with_one_heads_gold_scores_it_and_names_the_rest(joint_model, tm
     assert result.exit_code == 0, result.output
     assert "No scores for 'bert_ner'" in output and "entity annotation" in output
     assert "No scores for 'bert_textcat'" not in output
+
+
+def test_several_corpora_in_one_run_each_to_its_own_file(joint_model, tmp_path):
+    import json
+
+    cats = _corpus(tmp_path / "cats.spacy", cats={"POS": 1.0, "NEG": 0.0})
+    other = _corpus(tmp_path / "other.spacy", cats={"POS": 0.0, "NEG": 1.0})
+    outputs = [tmp_path / "a.json", tmp_path / "b.json"]
+    args = ["evaluate", str(joint_model), str(cats), str(other), "--output", str(outputs[0]), "--output", str(outputs[1])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = [json.loads(path.read_text()) for path in outputs]
+    assert all("cats_score" in s for s in scores)
+    # One doc each, gold classes opposite: the accuracy-like per-type F scores differ between the files.
+    assert scores[0]["cats_f_per_type"] != scores[1]["cats_f_per_type"]
+    result = runner.invoke(app, ["evaluate", str(joint_model), str(cats), str(other), "--output", str(outputs[0])])
+    assert result.exit_code == 1 and "one --output per DATA" in " ".join(result.output.split())
