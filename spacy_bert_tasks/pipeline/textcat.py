@@ -122,8 +122,7 @@ def score_bert_cats(
     positive_label (Optional[str]): for two exclusive classes, make ``cats_score``
         that label's F-score instead of the macro F.
     """
-    own = set(labels)
-    annotated = [eg for eg in examples if eg.reference.cats and (not own or not own.isdisjoint(eg.reference.cats))]
+    annotated = [eg for eg in examples if annotated_for(eg.reference.cats, labels or None)]
     scores = Scorer.score_cats(
         annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
     )
@@ -132,6 +131,15 @@ def score_bert_cats(
         # misleading 0.0, as spaCy's span scorers do; spaCy's training loop skips None scores.
         scores = {key: (value if isinstance(value, str) else None) for key, value in scores.items()}
     return scores
+
+
+def annotated_for(cats: Dict[str, float], labels: Optional[Sequence[str]]) -> bool:
+    """Whether gold ``cats`` annotate a classifier with ``labels`` (None: any classifier).
+
+    A joint corpus holds docs of other tasks (no cats) and of another classifier
+    (other labels); neither is this classifier's, for its loss, pair check or scores.
+    """
+    return bool(cats) and (labels is None or not set(labels).isdisjoint(cats))
 
 
 @registry.scorers("spacy_bert_tasks.textcat_scorer.v1")
@@ -301,7 +309,7 @@ class BertTextCategorizer(BertTaskPipe):
         mask = numpy.zeros((len(examples), len(index)), dtype="f")
         for i, eg in enumerate(examples):
             cats = eg.reference.cats
-            if self.cfg["pairs"] and not index.keys().isdisjoint(cats) and self._lacks_pair(eg.predicted, always=True):
+            if self.cfg["pairs"] and annotated_for(cats, self.labels) and self._lacks_pair(eg.predicted, always=True):
                 self._raise_missing_pair(eg.predicted, "training")
             for label, value in cats.items():
                 if not 0.0 <= value <= 1.0:
@@ -326,10 +334,9 @@ class BertTextCategorizer(BertTaskPipe):
         With ``labels`` given, only the docs annotated with one of them count (in a
         joint corpus, the docs of another classifier are not this head's).
         """
-        own = set(labels) if labels is not None else None
         n_docs = n_pairs = n_gold_only = 0
         for eg in examples:
-            if not eg.reference.cats or (own is not None and own.isdisjoint(eg.reference.cats)):
+            if not annotated_for(eg.reference.cats, labels):
                 continue
             n_docs += 1
             n_pairs += doc_input(eg.predicted, TEXT_PAIR) is not None
