@@ -1,2 +1,2 @@
 """Thinc layers and registered architectures the components are built from."""
-from . import encoder, layer_mix, listener, ner, pooling  # noqa: F401
+from . import encoder, heads, layer_mix, listener, ner, pooling, qa, textcat  # noqa: F401

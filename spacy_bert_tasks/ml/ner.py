@@ -8,13 +8,13 @@ prediction and, with ``alignment = "first"``, for training; all of them with
 """
 from typing import Callable, List, Optional, Tuple
 
-import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import TransformerData
-from thinc.api import Dropout, Model, Softmax, chain, with_array
-from thinc.types import FloatsXd, Ragged, Shape
+from thinc.api import Dropout, Model, Softmax, chain, with_array, zero_init
+from thinc.types import Ragged
 
+from .heads import bert_init
 from .pooling import trf_pieces
 
 
@@ -38,20 +38,11 @@ def build_ner_model(
     RETURNS (Model[List[Doc], Ragged]): one Ragged for the batch, docs in order:
         a group per token, a row of (nO,) probabilities per piece.
     """
-    output_layer = Softmax(nO, init_W=bert_normal_init)
+    output_layer = Softmax(nO, init_W=bert_init, init_b=zero_init)
     model = chain(tok2vec, trf_pieces(grad_factor), concat_docs(), with_array(chain(Dropout(dropout), output_layer)))
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     return model
-
-
-def bert_normal_init(ops, shape: Shape) -> FloatsXd:
-    """Normal weights with BERT's ``initializer_range`` (0.02), as the Hugging Face heads start.
-
-    A zero-initialised classifier sends the encoder no gradient at first and,
-    from a freshly initialised encoder, can settle on predicting ``O`` everywhere.
-    """
-    return ops.asarray(numpy.random.normal(0.0, 0.02, shape).astype("float32"))
 
 
 def concat_docs() -> Model[List[Ragged], Ragged]:

@@ -18,10 +18,11 @@ import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import TransformerData
-from thinc.api import Linear, Model, get_array_module
+from thinc.api import Linear, Model, get_array_module, zero_init
 from thinc.types import Floats3d, Ints2d, Ragged
 
 from ..extensions import QUESTION, doc_input
+from .heads import bert_init
 from .pooling import _backprop_to_trf, _has_output
 
 NEG_INF = -10000.0  # the logit of a position that can never be an answer
@@ -52,7 +53,7 @@ def build_qa_model(
         it fixed with respect to this head.
     RETURNS: per doc, ``WindowLogits`` or None (no question, or empty doc).
     """
-    output = Linear(nO=2)
+    output = Linear(nO=2, init_W=bert_init, init_b=zero_init)
     return Model(
         "qa_span_head", _forward, init=_init, layers=[tok2vec, output], attrs={"grad_factor": grad_factor}
     )

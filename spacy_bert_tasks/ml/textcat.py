@@ -9,15 +9,14 @@ for multi-label data. Both expect the gradient of a cross-entropy loss,
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
-import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import TransformerData
-from thinc.api import Dropout, Linear, Model, Ops, Softmax, chain, zero_init
+from thinc.api import Dropout, Linear, Model, Softmax, chain, zero_init
 from thinc.types import Floats2d
 
-# BERT's initialiser for its classifier: weights from N(0, 0.02), zero bias.
-INIT_RANGE = 0.02
+from .heads import bert_init
+
 POOLER_INITS = ("random", "checkpoint")
 
 
@@ -55,9 +54,9 @@ def build_textcat_model(
     if pooler_init == "checkpoint" and not dense_tanh:
         raise ValueError('pooler_init = "checkpoint" initialises the dense_tanh layer: set dense_tanh = true too.')
     if exclusive_classes:
-        output = Softmax(nO=nO, init_W=_bert_init, init_b=zero_init)
+        output = Softmax(nO=nO, init_W=bert_init, init_b=zero_init)
     else:
-        output = chain(Linear(nO=nO, init_W=_bert_init, init_b=zero_init), sigmoid_for_crossentropy())
+        output = chain(Linear(nO=nO, init_W=bert_init, init_b=zero_init), sigmoid_for_crossentropy())
     dense = dense_tanh_layer() if dense_tanh else None
     head = chain(dense, Dropout(dropout), output) if dense else chain(Dropout(dropout), output)
     model = chain(tok2vec, pooling, head)
@@ -124,7 +123,7 @@ def _dense_tanh_init(model: Model, X: Optional[Floats2d] = None, Y: Optional[Flo
         model.set_dim("nI", X.shape[1])
     if not model.has_dim("nO"):
         model.set_dim("nO", model.get_dim("nI"))
-    model.set_param("W", _bert_init(model.ops, (model.get_dim("nO"), model.get_dim("nI"))))
+    model.set_param("W", bert_init(model.ops, (model.get_dim("nO"), model.get_dim("nI"))))
     model.set_param("b", model.ops.alloc1f(model.get_dim("nO")))
 
 
@@ -154,7 +153,3 @@ def _pooler_in_checkpoint(transformer: Any) -> bool:
             if any(key.endswith("pooler.dense.weight") for key in weights.keys()):
                 return True
     return False
-
-
-def _bert_init(ops: Ops, shape: Tuple[int, ...]) -> Floats2d:
-    return ops.asarray2f(numpy.random.normal(0.0, INIT_RANGE, shape).astype("float32"))

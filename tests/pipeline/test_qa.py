@@ -77,7 +77,7 @@ def trained(tiny_encoder):
     examples.append(make_example(nlp, "", "Who left?", None))
     optimizer = nlp.initialize(lambda: examples)
     losses = {}
-    for _ in range(40):
+    for _ in range(100):
         losses = nlp.update(examples, sgd=optimizer)
     return nlp, examples, losses
 
