@@ -71,7 +71,7 @@ def child(args) -> None:
     if args.child == "ours":
         from thinc.api import warmup_linear
 
-        from spacy_bert_tasks.training import configure_global_clip_adam
+        from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
         nlp = make_ner_pipeline(encoder_path(args), labels)
         schedule = warmup_linear(5e-5, warmup_steps=len(plan) // 10, total_steps=len(plan))

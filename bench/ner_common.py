@@ -104,7 +104,7 @@ def train_ner(nlp: Language, plan: List[List[Doc]], lr: float, per_parameter_cli
     """
     from thinc.api import Adam, warmup_linear
 
-    from spacy_bert_tasks.training import configure_global_clip_adam
+    from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
     schedule = warmup_linear(lr, warmup_steps=len(plan) // 10, total_steps=len(plan))
     if per_parameter_clipping:

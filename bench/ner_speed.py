@@ -171,7 +171,7 @@ def training_speed(encoder: Path, classifier: Path, labels: List[str], args) -> 
     """Updates per CPU second: nlp.update against a plain PyTorch loop, same batches."""
     from transformers import AutoTokenizer, BertForTokenClassification
 
-    from spacy_bert_tasks.training import configure_global_clip_adam
+    from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
     train = subsample(read_conll(args.data / "train.txt"), args.batch_size * (args.train_steps + 2), seed=0)
     batches = [train[i : i + args.batch_size] for i in range(0, len(train), args.batch_size)]

@@ -39,7 +39,8 @@ from transformers.utils import logging as hf_logging
 from spacy_bert_tasks.pretraining.collators import MaskingCollator
 from spacy_bert_tasks.pretraining.init_encoder import ENCODER_SIZES, init_encoder
 from spacy_bert_tasks.pretraining.model import masked_positions_class
-from spacy_bert_tasks.pretraining.text import load_tokenized, pack_documents
+from spacy_bert_tasks.pretraining.sequences import pack_documents
+from spacy_bert_tasks.pretraining.text import load_tokenized
 
 DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "craft_biomed" / "craft_paragraphs.txt"
 

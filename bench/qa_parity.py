@@ -82,7 +82,7 @@ def train_ours(encoder: Path, plan: List[List[Question]], dev: List[Question], a
     from spacy.tokens import SpanGroup
     from spacy.training import Example
     import spacy_bert_tasks  # noqa: F401
-    from spacy_bert_tasks.training import configure_global_clip_adam
+    from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
     spacy.util.fix_random_seed(args.seed)
     nlp = spacy.blank("en")

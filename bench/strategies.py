@@ -27,7 +27,7 @@ from spacy.training import Example, iob_to_biluo
 from thinc.api import Adam, Optimizer, fix_random_seed
 
 from spacy_bert_tasks.pretraining.init_encoder import init_encoder
-from spacy_bert_tasks.training import configure_layerwise_adam, trainable_summary
+from spacy_bert_tasks.fine_tuning import configure_layerwise_adam, trainable_summary
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADS = {"sst2": ("bert_textcat", "cats_score"), "conll": ("bert_ner", "ents_f")}

@@ -58,7 +58,7 @@ def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[Lis
     from spacy.util import fix_random_seed
     from thinc.api import Adam, warmup_linear
 
-    from spacy_bert_tasks.training import configure_global_clip_adam
+    from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
     fix_random_seed(args.seed)
     nlp = spacy.blank("en")

@@ -7,11 +7,11 @@ with ``spacy_bert_tasks.Corpus.v1`` instead, and writes the same JSON (every
 score of ``nlp.evaluate``), so spaCy users find what they expect.
 """
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import srsly
 from spacy import util
-from spacy.cli._util import setup_gpu
+from thinc.api import require_gpu
 from spacy.cli.evaluate import handle_scores_per_type
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -20,28 +20,35 @@ from wasabi import Printer
 
 from .corpus.readers import TaskCorpus
 from .scoring import headline_scores
+from .tasks import TASKS
 
-# (score key, table label): spaCy's headline metrics plus this package's.
-METRICS = [
-    ("token_acc", "TOK"), ("ents_p", "NER P"), ("ents_r", "NER R"), ("ents_f", "NER F"),
-    ("cats_score", "TEXTCAT"), ("cats_macro_f", "TEXTCAT macro F"), ("cats_macro_auc", "TEXTCAT macro AUC"),
-    ("qa_exact", "QA EM"), ("qa_f1", "QA F1"), ("qa_has_ans_f1", "QA has-answer F1"),
-    ("qa_no_ans_f1", "QA no-answer F1"), ("speed", "SPEED"),
-]
+def table_metrics() -> List[Tuple[str, str]]:
+    """(score key, table label): spaCy's token accuracy and speed around every task's metrics."""
+    return [("token_acc", "TOK"), *(metric for task in TASKS.values() for metric in task.evaluate), ("speed", "SPEED")]
 
 
-# What each head is scored against: (description, whether a gold doc has it).
-GOLD: Dict[str, Tuple[str, Callable[[Doc], bool]]] = {
-    "bert_ner": ("entity annotation (doc.ents)", lambda doc: doc.has_annotation("ENT_IOB")),
-    "bert_textcat": ("categories (doc.cats)", lambda doc: bool(doc.cats)),
-    "bert_qa": ('answers (doc.spans["answers"])', lambda doc: "answers" in doc.spans),
-}
+def gold_needs() -> Dict[str, Tuple[str, Callable[[Doc], bool]]]:
+    """What each head is scored against: factory -> (description, whether a gold doc has it)."""
+    needs: Dict[str, Tuple[str, Callable[[Doc], bool]]] = {}
+    for task in TASKS.values():
+        needs.setdefault(task.factory, (task.gold, task.has_gold))
+    return needs
 
 
 def load_for_evaluation(model: Union[str, Path], *, gpu_id: int = -1, silent: bool = True) -> Language:
     """Set up the device, then load the pipeline (a package name or a folder)."""
-    setup_gpu(gpu_id, silent=silent)
+    use_device(gpu_id, silent=silent)
     return util.load_model(model)
+
+
+def use_device(gpu_id: int, *, silent: bool = True) -> None:
+    """Run on GPU ``gpu_id`` (an error where there is none), or on the CPU for -1."""
+    msg = Printer(no_print=silent)
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+        msg.info(f"Using GPU: {gpu_id}")
+    else:
+        msg.info("Using CPU")
 
 
 def evaluate(
@@ -79,7 +86,7 @@ def evaluate(
         msg.warn(f"No scores for '{name}': {data_path} holds no {needs}.")
     scores = nlp.evaluate(examples)
     table = {}
-    for key, label, value in headline_scores(scores, METRICS):
+    for key, label, value in headline_scores(scores, table_metrics()):
         if key == "cats_score":
             label = f"{label} ({scores.get('cats_score_desc', 'unk')})"
         table[label] = f"{value:.0f}" if key == "speed" else f"{value * 100:.2f}"
@@ -103,15 +110,16 @@ def lacking_gold(nlp: Language, examples: Iterable[Example]) -> Dict[str, str]:
     RETURNS (Dict[str, str]): head name -> the annotation the corpus lacks.
     """
     examples = list(examples)
-    heads = {name: GOLD[nlp.get_pipe_meta(name).factory] for name in nlp.pipe_names
-             if nlp.get_pipe_meta(name).factory in GOLD}
+    needs = gold_needs()
+    heads = {name: needs[nlp.get_pipe_meta(name).factory] for name in nlp.pipe_names
+             if nlp.get_pipe_meta(name).factory in needs}
     lacking = {
         name: needs for name, (needs, has_gold) in heads.items()
         if not any(has_gold(eg.reference) for eg in examples)
     }
     if heads and len(lacking) == len(heads):
         raise ValueError(
-            f"The corpus holds none of the gold annotations the pipeline is scored on: "
+            "The corpus holds none of the gold annotations the pipeline is scored on: "
             + "; ".join(f"'{name}' needs {needs}" for name, needs in lacking.items())
             + ". Evaluate on a corpus converted with its labels (`spacy-bert-tasks convert`)."
         )

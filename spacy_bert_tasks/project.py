@@ -17,31 +17,15 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from .extensions import ANSWERS_KEY, QUESTION, TEXT_PAIR
 from .scoring import headline_scores
+from .tasks import annotation_kinds, summary_metrics, task_of_kind
 
-TEXTCAT, NER, QA = "textcat", "ner", "qa"
-TASK_KINDS = (TEXTCAT, NER, QA)
-
-# Headline metrics per task, in the order the summary shows them.
-HEADLINE_METRICS = [
-    ("cats_score", "cats"), ("cats_macro_f", "macro F"), ("cats_macro_auc", "macro AUC"),
-    ("pair_score", "pair"), ("pair_macro_auc", "pair macro AUC"),
-    ("ents_p", "P"), ("ents_r", "R"), ("ents_f", "F"),
-    ("qa_exact", "EM"), ("qa_f1", "F1"),
-]
+TEXTCAT = "textcat"
 
 
 def doc_tasks(doc: Doc) -> List[str]:
-    """The tasks whose gold annotation a doc carries, in ``TASK_KINDS`` order."""
-    found = []
-    if doc.cats:
-        found.append(TEXTCAT)
-    if len(doc) and doc.has_annotation("ENT_IOB"):
-        found.append(NER)
-    if getattr(doc._, QUESTION) is not None or ANSWERS_KEY in doc.spans:
-        found.append(QA)
-    return found
+    """The annotation kinds (``tasks.annotation_kinds``) whose gold a doc carries, in declaration order."""
+    return [kind for kind in annotation_kinds() if task_of_kind(kind).carries(doc)]
 
 
 def corpus_task(docs: Sequence[Doc], path: Union[str, Path]) -> str:
@@ -49,13 +33,13 @@ def corpus_task(docs: Sequence[Doc], path: Union[str, Path]) -> str:
 
     docs (Sequence[Doc]): the corpus.
     path (Path): its file, named in errors.
-    RETURNS (str): "textcat", "ner" or "qa".
+    RETURNS (str): its annotation kind: "textcat", "ner" or "qa".
     """
-    counts = {kind: 0 for kind in TASK_KINDS}
+    counts = {kind: 0 for kind in annotation_kinds()}
     for doc in docs:
         for kind in doc_tasks(doc):
             counts[kind] += 1
-    found = [kind for kind in TASK_KINDS if counts[kind]]
+    found = [kind for kind in counts if counts[kind]]
     if len(found) != 1:
         what = ", ".join(f"{counts[k]} docs with {k} annotation" for k in found) or "no annotation at all"
         raise ValueError(
@@ -72,18 +56,12 @@ def keep_only(doc: Doc, kind: str) -> Doc:
     kind (str): the task to keep: "textcat", "ner" or "qa".
     RETURNS (Doc): the same doc.
     """
-    if kind not in TASK_KINDS:
-        raise ValueError(f"Unknown task '{kind}'. Choose one of: {', '.join(TASK_KINDS)}.")
-    if kind != TEXTCAT:
-        doc.cats = {}
-        setattr(doc._, TEXT_PAIR, None)
-    if kind != NER:
-        # "missing", not "O": the NER head must learn nothing from this doc.
-        doc.set_ents([], default="missing")
-    if kind != QA:
-        setattr(doc._, QUESTION, None)
-        if ANSWERS_KEY in doc.spans:
-            del doc.spans[ANSWERS_KEY]
+    kinds = annotation_kinds()
+    if kind not in kinds:
+        raise ValueError(f"Unknown task '{kind}'. Choose one of: {', '.join(kinds)}.")
+    for other in kinds:
+        if other != kind:
+            task_of_kind(other).clear(doc)
     return doc
 
 
@@ -184,5 +162,5 @@ def summarize_metrics(paths: Iterable[Union[str, Path]]) -> List[Tuple[str, str,
             scores = json.loads(path.read_text(encoding="utf8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}). Run 'spacy evaluate' again.") from None
-        rows.extend((path.stem, key, label, value) for key, label, value in headline_scores(scores, HEADLINE_METRICS))
+        rows.extend((path.stem, key, label, value) for key, label, value in headline_scores(scores, summary_metrics()))
     return rows

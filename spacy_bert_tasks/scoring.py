@@ -8,14 +8,18 @@ official script prints them times 100. An unanswerable question has the one
 gold answer "" (SQuAD 2.0): the empty prediction scores 1 there, anything
 else 0.
 
-``score_qa`` reads ``Example`` objects and is registered as
-``spacy_bert_tasks.qa_scorer.v1``.
+The components' scorers, one naming pattern (``score_<task>`` scores examples,
+``make_<task>_scorer`` is the registered function that returns it):
+``score_ner`` (``spacy_bert_tasks.ner_scorer.v1``), ``score_cats``
+(``spacy_bert_tasks.textcat_scorer.v1``; ``.v2`` renames its keys), ``score_qa``
+(``spacy_bert_tasks.qa_scorer.v1``). ``headline_scores`` picks the scores a table shows.
 """
 import re
 import string
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from spacy.scorer import Scorer, get_ner_prf
 from spacy.training import Example
 from spacy.util import registry
 
@@ -133,6 +137,77 @@ def score_qa(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Optional[f
 def make_qa_scorer() -> Callable[..., Dict[str, Optional[float]]]:
     """The scorer of ``bert_qa``: SQuAD EM and F1, max over gold answers."""
     return score_qa
+
+
+def score_ner(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """spaCy's entity scores: ``ents_p``, ``ents_r``, ``ents_f``, ``ents_per_type``."""
+    return get_ner_prf(examples)
+
+
+@registry.scorers("spacy_bert_tasks.ner_scorer.v1")
+def make_ner_scorer() -> Callable[..., Dict[str, Any]]:
+    return score_ner
+
+
+def score_cats(
+    examples: Iterable[Example],
+    *,
+    labels: Sequence[str] = (),
+    multi_label: bool = False,
+    threshold: float = 0.5,
+    positive_label: Optional[str] = None,
+    **cfg: Any,
+) -> Dict[str, Any]:
+    """spaCy's ``cats_*`` scores, with the component's mode and threshold.
+
+    Docs whose gold ``cats`` hold none of ``labels`` are not annotated for this
+    classifier (as in a joint corpus's NER docs, or another classifier's) and are left out; spaCy's scorer would count
+    their predicted class as a false positive. With no annotated doc at all,
+    every score is None.
+
+    labels (Sequence[str]): the labels to score; others in the gold data are ignored.
+    multi_label (bool): score each label on its own (at ``threshold``) or the top class.
+    positive_label (Optional[str]): for two exclusive classes, make ``cats_score``
+        that label's F-score instead of the macro F.
+    """
+    annotated = [eg for eg in examples if annotated_for(eg.reference.cats, labels or None)]
+    scores = Scorer.score_cats(
+        annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
+    )
+    if not annotated:
+        # Nothing to score (e.g. a joint pipeline on another task's corpus): None, not a
+        # misleading 0.0, as spaCy's span scorers do; spaCy's training loop skips None scores.
+        scores = {key: (value if isinstance(value, str) else None) for key, value in scores.items()}
+    return scores
+
+
+def annotated_for(cats: Dict[str, float], labels: Optional[Sequence[str]]) -> bool:
+    """Whether gold ``cats`` annotate a classifier with ``labels`` (None: any classifier).
+
+    A joint corpus holds docs of other tasks (no cats) and of another classifier
+    (other labels); neither is this classifier's, for its loss, pair check or scores.
+    """
+    return bool(cats) and (labels is None or not set(labels).isdisjoint(cats))
+
+
+@registry.scorers("spacy_bert_tasks.textcat_scorer.v1")
+def make_textcat_scorer() -> Callable[..., Dict[str, Any]]:
+    return score_cats
+
+
+@registry.scorers("spacy_bert_tasks.textcat_scorer.v2")
+def make_textcat_scorer_v2(prefix: str = "cats") -> Callable[..., Dict[str, Any]]:
+    """v1's scores, their keys starting ``prefix`` instead of "cats" (e.g. ``pair_score``).
+
+    A pipeline with two classifiers (sentiment and paraphrase on one encoder)
+    gives each its own keys; with the same keys one would overwrite the other.
+    """
+
+    def score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        scores = score_cats(examples, **kwargs)
+        return {prefix + key[len("cats"):] if key.startswith("cats_") else key: value for key, value in scores.items()}
+
+    return score
 
 
 def headline_scores(scores: Dict[str, Any], metrics: Sequence[Tuple[str, str]]) -> List[Tuple[str, str, float]]:

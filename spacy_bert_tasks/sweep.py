@@ -1,21 +1,19 @@
 """Learning-rate sweep: train one config at several learning rates, dev scores side by side.
 
-    python -m spacy_bert_tasks.sweep configs/textcat.cfg training/sweep-textcat \\
+    spacy-bert-tasks sweep configs/textcat.cfg training/sweep-textcat \\
         --learn-rates 1e-4,3e-4,1e-3 --metric cats_score --table metrics/sweep-textcat.md \\
         --paths.train corpus/sst2/train.spacy --paths.dev corpus/sst2/dev.spacy
 
 Each run goes to ``<output>/lr-<rate>`` (spaCy's ``model-best`` and ``model-last``);
 the table reads the dev scores spaCy writes into their ``meta.json``. Other
 ``--section.key value`` arguments are config overrides, as for ``spacy train``.
-A run whose folder already has ``model-last`` is not trained again.
+A run whose folder already has ``model-last`` is not trained again. The command
+lives with the others in ``cli/sweep.py``.
 """
-import argparse
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import srsly
-from spacy.cli._util import parse_config_overrides
 from spacy.util import load_config
 
 
@@ -66,26 +64,3 @@ def sweep_table(runs: Sequence[Path], metric: str) -> str:
             cells.append("n/a" if score is None else f"{score:.4f}")
         lines.append(f"| {run.name.removeprefix('lr-')} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path, help="the training config (.cfg)")
-    parser.add_argument("output", type=Path, help="folder for the runs, one lr-<rate> folder each")
-    parser.add_argument("--learn-rates", required=True, help="comma-separated, e.g. 1e-4,3e-4,1e-3")
-    parser.add_argument("--metric", required=True, help="the dev score to compare, e.g. cats_score or ents_f")
-    parser.add_argument("--table", type=Path, help="also write the Markdown table here")
-    parser.add_argument("--learn-rate-key", default=None, help="config setting to sweep (found from the config if unset)")
-    parser.add_argument("--gpu-id", type=int, default=-1)
-    args, extra = parser.parse_known_args(argv)
-    rates = [float(rate) for rate in args.learn_rates.split(",") if rate.strip()]
-    runs = run_sweep(args.config, args.output, rates, parse_config_overrides(extra), key=args.learn_rate_key, gpu_id=args.gpu_id)
-    table = sweep_table(runs, args.metric)
-    if args.table:
-        args.table.parent.mkdir(parents=True, exist_ok=True)
-        args.table.write_text(table, encoding="utf8")
-    sys.stdout.write(table)
-
-
-if __name__ == "__main__":
-    main()

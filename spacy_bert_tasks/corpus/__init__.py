@@ -5,7 +5,8 @@ and ``spacy_bert_tasks.MergedCorpus.v1``.
 """
 from .conll import convert_conll, docs_to_conll
 from .convert import convert_file, write_docbin
-from .detect import FORMATS, detect_format
+from .converters import CONVERTERS, FORMATS
+from .detect import detect_format
 from .entities import convert_entities_jsonl
 from .readers import create_corpus_reader, create_merged_corpus_reader
 from .report import ConversionError, ConversionReport
@@ -13,6 +14,7 @@ from .squad import convert_squad
 from .textcat import convert_textcat_jsonl, convert_textcat_table
 
 __all__ = [
+    "CONVERTERS",
     "FORMATS",
     "ConversionError",
     "ConversionReport",

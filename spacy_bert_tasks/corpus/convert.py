@@ -8,12 +8,9 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from ..tagging import SCHEMES
-from .conll import convert_conll
-from .detect import FORMATS, detect_format
-from .entities import convert_entities_jsonl
+from .converters import CONVERTERS, FORMATS, ConvertOptions
+from .detect import detect_format
 from .report import ConversionError, ConversionReport
-from .squad import convert_squad
-from .textcat import convert_textcat_jsonl, convert_textcat_table
 
 # Skipping more than this fraction of a file's examples is an error (see convert_file),
 # once at least MIN_SKIPS_FOR_RATE are skipped: a few bad lines in a small file are not
@@ -37,7 +34,7 @@ def convert_file(
     """Convert a raw corpus file into docs.
 
     path (Union[str, Path]): the input file.
-    format (Optional[str]): one of FORMATS; None guesses it (see detect_format)
+    format (Optional[str]): a key of CONVERTERS; None guesses it (see detect_format)
         and says so in the report's notes.
     lang (str): language of the blank pipeline that tokenises raw text.
     scheme (str): NER tag scheme of column files: "auto", "iob2", "iob1", "bilou".
@@ -62,21 +59,8 @@ def convert_file(
         raise ConversionError(path, "", "unknown format", repr(format), f"choose one of: {', '.join(FORMATS)}")
     if scheme != "auto" and scheme not in SCHEMES:
         raise ConversionError(path, "", "unknown tag scheme", repr(scheme), f"choose one of: auto, {', '.join(SCHEMES)}")
-    nlp = blank_pipeline(lang)
-    if format in ("conll", "iob"):
-        docs, report = convert_conll(
-            path, nlp, n_columns=2 if format == "iob" else None, scheme=scheme,
-            doc_level=doc_level, skip_invalid=skip_invalid, format=format,
-        )
-    elif format == "ner-jsonl":
-        docs, report = convert_entities_jsonl(path, nlp, skip_invalid=skip_invalid)
-    elif format in ("csv", "tsv"):
-        delimiter = "\t" if format == "tsv" else ","
-        docs, report = convert_textcat_table(path, nlp, delimiter=delimiter, label_sep=label_sep, skip_invalid=skip_invalid)
-    elif format == "textcat-jsonl":
-        docs, report = convert_textcat_jsonl(path, nlp, label_sep=label_sep, skip_invalid=skip_invalid)
-    else:
-        docs, report = convert_squad(path, nlp, skip_invalid=skip_invalid)
+    options = ConvertOptions(scheme=scheme, doc_level=doc_level, label_sep=label_sep, skip_invalid=skip_invalid)
+    docs, report = CONVERTERS[format].convert(path, blank_pipeline(lang), options)
     if label_names:
         rename_labels(docs, label_names, report, path)
     if note:

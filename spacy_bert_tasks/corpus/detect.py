@@ -5,11 +5,11 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .conll import DOCSTART, split_columns
+from .converters import FORMATS
 from .entities import ENTITY_KEYS
 from .files import ENCODING
 from .report import ConversionError
 
-FORMATS = ("conll", "iob", "ner-jsonl", "csv", "tsv", "textcat-jsonl", "squad")
 TEXTCAT_KEYS = ("label", "labels", "cats")
 
 _HEAD_CHARS = 65536

@@ -21,7 +21,7 @@ from spacy.util import fix_random_seed, minibatch
 from thinc.api import warmup_linear
 from tqdm import tqdm
 
-from ..training import configure_global_clip_adam
+from ..fine_tuning import configure_global_clip_adam
 from .data import read_examples, teacher_corpora
 from .step import StepSettings, distill_step
 from .student import encoder_models, make_student

@@ -42,12 +42,11 @@ from peft import LoraConfig, PrefixTuningConfig, get_peft_model, inject_adapter_
 from peft.tuners.tuners_utils import BaseTunerLayer
 from spacy.tokens import Doc
 from spacy.util import registry
-from spacy_transformers.data_classes import FullTransformerBatch
+from spacy_transformers.data_classes import FullTransformerBatch, HFObjects
 from thinc.api import Model
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
-from .encoder import EncoderModel
-from .encoder import init as encoder_init
+from .encoder import EncoderModel, load_hf_encoder, set_network
 
 PEFT_KEY = "spacy_bert_tasks_peft"
 
@@ -82,20 +81,18 @@ def build_peft_encoder(encoder: Model[List[Doc], FullTransformerBatch], adapter:
     if encoder.attrs["frozen"]:
         raise ValueError("PeftEncoder.v1: the encoder has frozen = true, so no adapter would train. Set frozen = false.")
     _check_adapter(adapter)
-    encoder.attrs["peft"] = dict(adapter)
-    encoder.layers[0].shims[0].model_cls = PeftAutoModel
-    encoder.init = _peft_init
-    return encoder
+    adapted = EncoderModel(encoder.attrs["name"], encoder.settings(), init=_peft_init, network_cls=PeftAutoModel)
+    adapted.attrs["peft"] = dict(adapter)
+    return adapted
 
 
 def _peft_init(model: EncoderModel, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+    """Load the network as ``Encoder.v1`` does, with the adapters applied before it is set."""
     if model.attrs["has_transformer"]:
         return
-    encoder_init(model, X, Y)
-    shim = model.layers[0].shims[0]
-    network = apply_adapter(model.transformer, model.attrs["peft"])
-    shim._model = network
-    shim._hfmodel.transformer = network
+    hf = load_hf_encoder(model.attrs["name"], model._init_tokenizer_config, model._init_transformer_config)
+    network = apply_adapter(hf.transformer, model.attrs["peft"])
+    set_network(model, HFObjects(hf.tokenizer, network, hf.vocab_file_contents))
 
 
 class PeftAutoModel:

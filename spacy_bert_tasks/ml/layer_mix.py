@@ -25,7 +25,7 @@ put where a head's config takes ``spacy_bert_tasks.Listener.v1``::
 The layers read ``model_output["hidden_layers"]``, ``(n_windows, n_layers + 1,
 seq_len, width)``, which the encoder only computes when its
 ``output_hidden_states`` attr is on. The layers mark themselves with
-``attrs["needs_hidden_states"]``; ``spacy_bert_tasks.training.link_hidden_states``
+``attrs["needs_hidden_states"]``; ``spacy_bert_tasks.fine_tuning.link_hidden_states``
 (called by ``BertTaskPipe.initialize``) switches the attr on for the encoder they
 listen to, and it is saved with the pipeline.
 
@@ -106,7 +106,7 @@ def _stack(model: Model, trf_data: TransformerData, is_train: bool) -> Optional[
     raise ValueError(
         f"The '{model.name}' layer needs every encoder layer, but the encoder gave only the last. "
         "Its `output_hidden_states` attr is switched on by `BertTaskPipe.initialize`; for another "
-        "component call `spacy_bert_tasks.training.link_hidden_states(nlp)` after `nlp.initialize()`, "
+        "component call `spacy_bert_tasks.fine_tuning.link_hidden_states(nlp)` after `nlp.initialize()`, "
         "or set `nlp.get_pipe('transformer').model.attrs['output_hidden_states'] = True`."
     )
 

@@ -5,12 +5,12 @@
   ("*" for any), so a head can read the word pieces themselves.
 - ``spacy_bert_tasks.StandaloneEncoder.v1``: the encoder owned by one head,
   with the same output. spaCy's ``nlp.replace_listeners`` puts it where the
-  listener was (``replace_listener_cfg`` in ``encoder.py`` writes its config), so a sourced
+  listener was (``replace_listener_cfg`` in ``encoder/model.py`` writes its config), so a sourced
   head keeps its own copy of the encoder it was trained with.
 - ``spacy_bert_tasks.EncoderTok2Vec.v1``: the same for spacy-transformers'
   pooled ``TransformerListener.v1`` (one vector per token).
 """
-from typing import Any, Dict, List
+from typing import List
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -21,7 +21,7 @@ from spacy_transformers.layers.trfs2arrays import trfs2arrays
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
 
-from .encoder import build_encoder_model
+from .encoder import EncoderModel, EncoderSettings, takes_encoder_settings
 
 
 @registry.architectures("spacy_bert_tasks.Listener.v1")
@@ -36,42 +36,19 @@ def build_listener(upstream: str = "*") -> Model[List[Doc], List[TransformerData
 
 
 @registry.architectures("spacy_bert_tasks.StandaloneEncoder.v1")
-def build_standalone_encoder(
-    name: str,
-    max_length: int = 512,
-    stride: int = 128,
-    max_question_length: int = 64,
-    max_pair_length: int = 256,
-    max_batch_tokens: int = 4096,
-    frozen: bool = False,
-    tokenizer_config: Dict[str, Any] = {"use_fast": True},
-    transformer_config: Dict[str, Any] = {},
-) -> Model[List[Doc], List[TransformerData]]:
+@takes_encoder_settings()
+def build_standalone_encoder(name: str, *, settings: EncoderSettings) -> Model[List[Doc], List[TransformerData]]:
     """The encoder inside a head, where a listener was: one ``TransformerData`` per doc.
 
     The settings are those of ``spacy_bert_tasks.Encoder.v1``.
     """
-    encoder = build_encoder_model(
-        name, max_length=max_length, stride=stride, max_question_length=max_question_length,
-        max_pair_length=max_pair_length, max_batch_tokens=max_batch_tokens, frozen=frozen,
-        tokenizer_config=tokenizer_config, transformer_config=transformer_config,
-    )
-    return chain(encoder, split_trf_batch())
+    return chain(EncoderModel(name, settings), split_trf_batch())
 
 
 @registry.architectures("spacy_bert_tasks.EncoderTok2Vec.v1")
+@takes_encoder_settings()
 def build_encoder_tok2vec(
-    name: str,
-    pooling: Model[Ragged, Floats2d],
-    grad_factor: float = 1.0,
-    max_length: int = 512,
-    stride: int = 128,
-    max_question_length: int = 64,
-    max_pair_length: int = 256,
-    max_batch_tokens: int = 4096,
-    frozen: bool = False,
-    tokenizer_config: Dict[str, Any] = {"use_fast": True},
-    transformer_config: Dict[str, Any] = {},
+    name: str, pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, *, settings: EncoderSettings
 ) -> Model[List[Doc], List[Floats2d]]:
     """The encoder inside a head, where spacy-transformers' pooled listener was.
 
@@ -79,9 +56,5 @@ def build_encoder_tok2vec(
     listener's ``pooling`` and ``grad_factor``; the nesting matches the model
     that ``replace_listeners`` leaves behind.
     """
-    encoder = build_standalone_encoder(
-        name, max_length=max_length, stride=stride, max_question_length=max_question_length,
-        max_pair_length=max_pair_length, max_batch_tokens=max_batch_tokens, frozen=frozen,
-        tokenizer_config=tokenizer_config, transformer_config=transformer_config,
-    )
+    encoder = chain(EncoderModel(name, settings), split_trf_batch())
     return chain(encoder, trfs2arrays(pooling, grad_factor))

@@ -19,7 +19,8 @@ from thinc.types import Floats2d, Floats3d, Ragged
 from transformers.modeling_outputs import ModelOutput
 
 
-def _has_output(trf_data: TransformerData) -> bool:
+def has_output(trf_data: TransformerData) -> bool:
+    """Whether the encoder gave this doc any output (an empty doc gets none)."""
     return "last_hidden_state" in trf_data.model_output and trf_data.model_output.last_hidden_state.size > 0
 
 
@@ -33,13 +34,13 @@ def _d_trf_data(trf_data: TransformerData, d_hidden: Floats3d) -> TransformerDat
     return TransformerData(wordpieces=trf_data.wordpieces, model_output=d_output, align=trf_data.align)
 
 
-def _backprop_to_trf(model: Model, trf_datas: List[TransformerData], d_hiddens: List) -> List[TransformerData]:
+def backprop_to_trf(model: Model, trf_datas: List[TransformerData], d_hiddens: List) -> List[TransformerData]:
     """Gradients for the docs that have encoder output; empty docs get none, as upstream expects."""
     grad_factor = model.attrs["grad_factor"]
     return [
         _d_trf_data(trf_data, d_hidden * grad_factor)
         for trf_data, d_hidden in zip(trf_datas, d_hiddens)
-        if _has_output(trf_data)
+        if has_output(trf_data)
     ]
 
 
@@ -57,7 +58,7 @@ def _pieces_forward(model: Model, trf_datas: List[TransformerData], is_train: bo
     outputs, backprops = [], []
     width = 0
     for trf_data in trf_datas:
-        if _has_output(trf_data):
+        if has_output(trf_data):
             hidden = trf_data.model_output.last_hidden_state
             width = hidden.shape[-1]
             dst, get_d_src = apply_alignment(model.ops, trf_data.align, model.ops.reshape2f(hidden, -1, width))
@@ -79,7 +80,7 @@ def _pieces_forward(model: Model, trf_datas: List[TransformerData], is_train: bo
             else:
                 shape = trf_data.model_output.last_hidden_state.shape
                 d_hiddens.append(get_d_src(d_output).reshape(shape))
-        return _backprop_to_trf(model, trf_datas, d_hiddens)
+        return backprop_to_trf(model, trf_datas, d_hiddens)
 
     return outputs, backprop
 
@@ -127,13 +128,13 @@ def first_token_pooling(grad_factor: float = 1.0) -> Model[List[TransformerData]
 def _doc_pooling_forward(model: Model, trf_datas: List[TransformerData], is_train: bool) -> Tuple[Floats2d, Callable]:
     mode = model.attrs["mode"]
     xp = model.ops.xp
-    widths = [td.model_output.last_hidden_state.shape[-1] for td in trf_datas if _has_output(td)]
+    widths = [td.model_output.last_hidden_state.shape[-1] for td in trf_datas if has_output(td)]
     width = widths[0] if widths else (model.get_dim("nO") if model.has_dim("nO") else 0)
     Y = model.ops.alloc2f(len(trf_datas), width)
     # Per doc: flat piece rows of its (n_windows * seq_len) hidden array, and their weights.
     picks: List = []
     for i, trf_data in enumerate(trf_datas):
-        if not _has_output(trf_data):
+        if not has_output(trf_data):
             picks.append(None)
             continue
         hidden = trf_data.model_output.last_hidden_state
@@ -161,6 +162,6 @@ def _doc_pooling_forward(model: Model, trf_datas: List[TransformerData], is_trai
             d_flat = model.ops.alloc2f(hidden.shape[0] * hidden.shape[1], hidden.shape[2])
             d_flat[rows] = dY[i] / len(rows)
             d_hiddens.append(d_flat.reshape(hidden.shape))
-        return _backprop_to_trf(model, trf_datas, d_hiddens)
+        return backprop_to_trf(model, trf_datas, d_hiddens)
 
     return Y, backprop

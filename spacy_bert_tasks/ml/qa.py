@@ -23,7 +23,7 @@ from thinc.types import Floats3d, Ints2d, Ragged
 
 from ..extensions import QUESTION, doc_input
 from .heads import bert_init
-from .pooling import _backprop_to_trf, _has_output
+from .pooling import backprop_to_trf, has_output
 
 NEG_INF = -10000.0  # the logit of a position that can never be an answer
 
@@ -65,7 +65,7 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
     if not output.has_dim("nI"):
         widths = [node.get_dim("nO") for node in tok2vec.walk() if node.has_dim("nO")]
         if not widths and X is not None:
-            widths = [td.width for td in (doc._.trf_data for doc in X) if td is not None and _has_output(td)]
+            widths = [td.width for td in (doc._.trf_data for doc in X) if td is not None and has_output(td)]
         if not widths:
             raise ValueError(
                 "The QA head cannot tell the encoder's width: its listener was never connected to a "
@@ -80,7 +80,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Option
     listener, output = model.layers
     xp = model.ops.xp
     trf_datas, bp_listener = listener(docs, is_train)
-    read = [i for i, (doc, td) in enumerate(zip(docs, trf_datas)) if doc_input(doc, QUESTION) is not None and _has_output(td)]
+    read = [i for i, (doc, td) in enumerate(zip(docs, trf_datas)) if doc_input(doc, QUESTION) is not None and has_output(td)]
     shapes = [trf_datas[i].model_output.last_hidden_state.shape for i in read]
     results: List[Optional[WindowLogits]] = [None] * len(docs)
     masks: Dict[int, numpy.ndarray] = {}
@@ -99,7 +99,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Option
 
     def backprop(d_scores: List[Optional[Floats3d]]) -> List[Doc]:
         d_hiddens = [
-            None if not _has_output(td) else model.ops.alloc3f(*td.model_output.last_hidden_state.shape)
+            None if not has_output(td) else model.ops.alloc3f(*td.model_output.last_hidden_state.shape)
             for td in trf_datas
         ]
         if read:
@@ -114,7 +114,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Option
                 size = shape[0] * shape[1]
                 d_hiddens[i] = d_hidden_flat[start : start + size].reshape(shape)
                 start += size
-        return bp_listener(_backprop_to_trf(model, trf_datas, d_hiddens))
+        return bp_listener(backprop_to_trf(model, trf_datas, d_hiddens))
 
     return results, backprop
 

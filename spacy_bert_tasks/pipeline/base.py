@@ -25,7 +25,7 @@ from spacy_transformers.layers import TransformerListener
 from thinc.api import Model
 
 from ..ml.encoder import EncoderModel, listened_inputs
-from ..training import link_hidden_states
+from ..fine_tuning import link_hidden_states
 
 N_INIT_DOCS = 10
 

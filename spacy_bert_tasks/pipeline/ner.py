@@ -6,19 +6,18 @@ the tag sequence valid, so ``doc.ents`` always holds well-formed entities, and
 each entity's confidence goes to ``doc.spans["ents_scored"]``.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Ragged
 
-from ..ml.encoder import _ranges
+from ..ml.encoder import ranges
+from ..scoring import score_ner
 from ..tagging import OUTSIDE, argmax_repair, transition_masks, viterbi_decode_batch
 from .base import BertTaskPipe
 
@@ -74,16 +73,6 @@ def make_bert_ner(
     return BertNER(nlp.vocab, model, name, alignment=alignment, decoding=decoding, scores_key=scores_key, scorer=scorer)
 
 
-def ner_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-    """spaCy's entity scores: ``ents_p``, ``ents_r``, ``ents_f``, ``ents_per_type``."""
-    return get_ner_prf(examples)
-
-
-@registry.scorers("spacy_bert_tasks.ner_scorer.v1")
-def make_ner_scorer() -> Callable[..., Dict[str, Any]]:
-    return ner_score
-
-
 class BertNER(BertTaskPipe):
     """Token classification with constrained decoding; ``self.labels`` are entity types."""
 
@@ -96,7 +85,7 @@ class BertNER(BertTaskPipe):
         alignment: str = "first",
         decoding: str = "viterbi",
         scores_key: str = "ents_scored",
-        scorer: Optional[Callable] = ner_score,
+        scorer: Optional[Callable] = score_ner,
     ):
         if alignment not in ALIGNMENTS:
             raise ValueError(f"bert_ner '{name}': unknown alignment '{alignment}'. Choose one of: {', '.join(ALIGNMENTS)}.")
@@ -161,7 +150,7 @@ class BertNER(BertTaskPipe):
             rows, targets = starts[known], gold[known]
         else:
             counts = lengths[known]
-            rows = numpy.repeat(starts[known], counts) + _ranges(counts)
+            rows = numpy.repeat(starts[known], counts) + ranges(counts)
             targets = numpy.repeat(gold[known], counts)
             # Continuation pieces of B-X (odd index) are trained as I-X (the next index).
             later = numpy.ones((len(rows),), dtype=bool)

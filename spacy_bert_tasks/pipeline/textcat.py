@@ -18,21 +18,20 @@ Missing labels: a label absent from a gold doc's ``cats`` adds no loss. With
 exclusive classes, a doc whose ``cats`` hold no known label at 1.0 adds none.
 Labels the component does not know are ignored in training and scoring.
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Config, Model
 from thinc.types import Floats2d
 
 from ..extensions import TEXT_PAIR, doc_input
 from ..ml.textcat import copy_pooler  # (importing it registers TextCat.v1, the listener, pooling)
-from ..training import listened_encoder
+from ..scoring import annotated_for, score_cats
+from ..fine_tuning import listened_encoder
 from .base import BertTaskPipe
 
 DEFAULT_MODEL_CONFIG = """
@@ -101,67 +100,6 @@ def make_bert_textcat(
     return BertTextCategorizer(nlp.vocab, model, name, threshold=threshold, missing_pair=missing_pair, scorer=scorer)
 
 
-def score_bert_cats(
-    examples: Iterable[Example],
-    *,
-    labels: Sequence[str] = (),
-    multi_label: bool = False,
-    threshold: float = 0.5,
-    positive_label: Optional[str] = None,
-    **cfg: Any,
-) -> Dict[str, Any]:
-    """spaCy's ``cats_*`` scores, with the component's mode and threshold.
-
-    Docs whose gold ``cats`` hold none of ``labels`` are not annotated for this
-    classifier (as in a joint corpus's NER docs, or another classifier's) and are left out; spaCy's scorer would count
-    their predicted class as a false positive. With no annotated doc at all,
-    every score is None.
-
-    labels (Sequence[str]): the labels to score; others in the gold data are ignored.
-    multi_label (bool): score each label on its own (at ``threshold``) or the top class.
-    positive_label (Optional[str]): for two exclusive classes, make ``cats_score``
-        that label's F-score instead of the macro F.
-    """
-    annotated = [eg for eg in examples if annotated_for(eg.reference.cats, labels or None)]
-    scores = Scorer.score_cats(
-        annotated, "cats", labels=labels, multi_label=multi_label, threshold=threshold, positive_label=positive_label
-    )
-    if not annotated:
-        # Nothing to score (e.g. a joint pipeline on another task's corpus): None, not a
-        # misleading 0.0, as spaCy's span scorers do; spaCy's training loop skips None scores.
-        scores = {key: (value if isinstance(value, str) else None) for key, value in scores.items()}
-    return scores
-
-
-def annotated_for(cats: Dict[str, float], labels: Optional[Sequence[str]]) -> bool:
-    """Whether gold ``cats`` annotate a classifier with ``labels`` (None: any classifier).
-
-    A joint corpus holds docs of other tasks (no cats) and of another classifier
-    (other labels); neither is this classifier's, for its loss, pair check or scores.
-    """
-    return bool(cats) and (labels is None or not set(labels).isdisjoint(cats))
-
-
-@registry.scorers("spacy_bert_tasks.textcat_scorer.v1")
-def make_textcat_scorer() -> Callable[..., Dict[str, Any]]:
-    return score_bert_cats
-
-
-@registry.scorers("spacy_bert_tasks.textcat_scorer.v2")
-def make_textcat_scorer_v2(prefix: str = "cats") -> Callable[..., Dict[str, Any]]:
-    """v1's scores, their keys starting ``prefix`` instead of "cats" (e.g. ``pair_score``).
-
-    A pipeline with two classifiers (sentiment and paraphrase on one encoder)
-    gives each its own keys; with the same keys one would overwrite the other.
-    """
-
-    def score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        scores = score_bert_cats(examples, **kwargs)
-        return {prefix + key[len("cats"):] if key.startswith("cats_") else key: value for key, value in scores.items()}
-
-    return score
-
-
 class BertTextCategorizer(BertTaskPipe):
     """Classify docs (or sentence pairs) from the shared encoder into ``doc.cats``."""
 
@@ -173,7 +111,7 @@ class BertTextCategorizer(BertTaskPipe):
         *,
         threshold: float = 0.5,
         missing_pair: str = "error",
-        scorer: Optional[Callable] = score_bert_cats,
+        scorer: Optional[Callable] = score_cats,
     ) -> None:
         if missing_pair not in MISSING_PAIR_OPTIONS:
             raise ValueError(

@@ -1,10 +1,13 @@
-"""``init-encoder``: train a WordPiece vocabulary and write a fresh BERT folder.
+"""Fresh encoders: ``init_encoder`` trains a WordPiece vocabulary and writes a new BERT
+folder (``init-encoder``); ``reinit_encoder`` keeps another folder's config and tokenizer
+and draws new weights (``analyze random-encoder``, the from-scratch baseline).
 
 Nothing is downloaded. The folder is a plain Hugging Face checkpoint (config,
 fast tokenizer, ``model.safetensors``) that loads with ``AutoModel`` and
 ``AutoTokenizer`` and works as the ``name`` of a ``transformer`` component.
 """
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Set, Union
 
@@ -230,3 +233,26 @@ def extend_wordpiece_vocabulary(tokenizer, words: List[str]):
         extended = AutoTokenizer.from_pretrained(tmp_dir)
         extended.name_or_path = tokenizer.name_or_path
     return extended
+
+
+def reinit_encoder(source: Union[str, Path], output: Union[str, Path], *, seed: int = 0) -> Path:
+    """Copy an encoder folder's config and tokenizer, with freshly initialised weights.
+
+    source (Union[str, Path]): a Hugging Face encoder folder.
+    output (Union[str, Path]): the folder to write (same shape, random weights).
+    seed (int): the seed of the initialisation.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    source, output = Path(source), Path(output)
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is not a Hugging Face encoder folder (no config.json).")
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(AutoConfig.from_pretrained(str(source)))
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output), safe_serialization=True)
+    for path in source.iterdir():
+        if path.is_file() and (path.name.startswith(("tokenizer", "vocab", "special_tokens", "merges"))):
+            shutil.copy(path, output / path.name)
+    return output

@@ -1,189 +1,58 @@
 """The MLM run: ``pretrain()`` adapts an encoder to domain text, or pretrains one from scratch.
 
-It puts the room's pieces together: a starting encoder (a local folder, or a fresh
-one from ``init_encoder``), optionally a vocabulary extended with domain words, the
-tokenised and cached text cut into sequences, a masking collator, the
-masked-positions MLM model, and Hugging Face ``Trainer`` for the loop (checkpoints,
-resume, accumulation, mixed precision, ``torchrun``/``accelerate``). The held-out
-text is masked once with a fixed seed, so the perplexity before and after training
-is measured on the same masks.
+It puts the room's pieces together, one stage each: Trainer's arguments, a starting
+encoder (a local folder, or a fresh one from ``init_encoder``), optionally a
+vocabulary extended with domain words, the tokenised and cached text cut into
+sequences, a masking collator, the masked-positions MLM model, and Hugging Face
+``Trainer`` for the loop (``trainer.py``: checkpoints, resume, accumulation, mixed
+precision, ``torchrun``/``accelerate``). The held-out text is masked once with a
+fixed seed, so the perplexity before and after training is measured on the same masks.
 """
+import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
-from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy
 
-from ..encoder_folder import check_encoder_folder
-from ..ml.encoder import max_positions
-from .collators import (
-    MaskingCollator,
-    NextSentenceCollator,
-    SpanMaskingCollator,
-    WholeWordMaskingCollator,
-    mask_once,
-)
-from .init_encoder import ENCODER_SIZES, extend_wordpiece_vocabulary, find_domain_words, init_encoder
-from .model import extend_embeddings, load_pretraining_model, save_encoder
-from .text import (
-    LAYOUTS,
-    SentenceChunkDataset,
-    TokenizedText,
-    load_tokenized,
-    pack_documents,
-    read_documents,
-    split_documents,
-    split_lines,
+from .collators import MaskingCollator, SpanMaskingCollator, WholeWordMaskingCollator, mask_once
+from .nsp import NextSentenceCollator
+from .init_encoder import ENCODER_SIZES
+from .model import save_encoder
+from .settings import PathLike, PretrainSettings
+from .start import RunStart, prepare_start
+from .sequences import SentenceChunkDataset, pack_documents, split_lines
+from .text import LAYOUTS, split_documents
+from .trainer import (  # noqa: F401  (COMPLETE_FILE: the marker tests look for)
+    COMPLETE_FILE,
+    START_FILE,
+    CheckpointMarker,
+    PretrainingTrainer,
+    SeededCollator,
+    checkpoint_step,
+    is_complete_checkpoint,
+    list_checkpoints,
+    remove_run,
 )
 
 logger = logging.getLogger(__name__)
 
 OBJECTIVES = {"mlm": MaskingCollator, "wwm": WholeWordMaskingCollator, "span": SpanMaskingCollator}
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 METRICS_FILE = "pretrain_metrics.json"
-START_FILE = "pretrain_start.json"
-COMPLETE_FILE = "checkpoint_complete.json"
-INIT_DIR = "init-encoder"
-
-PathLike = Union[str, Path]
-
-
-class PretrainingTrainer(Trainer):
-    """Trainer that logs perplexity, and resumes to the same weights as an unbroken run.
-
-    In stock Trainer a resumed run draws other random numbers than an unbroken one:
-    the shuffling sampler takes its seed from the global torch generator, and the
-    collator masks with it too, one batch ahead of the step (the data loader
-    prefetches), so the RNG state a checkpoint restores is not the one the next
-    batch was masked with. Here the order is a function of the seed and the epoch
-    (``EpochSampler``), and each batch is masked with a generator seeded by the seed
-    and the batch's number (``SeededCollator``); the global generator is left to
-    dropout, whose state Trainer saves and restores. Exact with
-    ``dataloader_num_workers=0`` (the default); worker processes count their own batches.
-    """
-
-    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
-        if "eval_loss" in logs:
-            logs["eval_perplexity"] = perplexity(logs["eval_loss"])
-        super().log(logs, start_time)
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        return EpochSampler(len(dataset), seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """A shuffled order that depends on the seed and the epoch only, not on the global RNG."""
-
-    def __init__(self, n: int, *, seed: int) -> None:
-        self.n = n
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
-
-
-class SeededCollator:
-    """``collator`` run with the torch generator seeded by (seed, process, batch number).
-
-    The masks of a batch then depend on which training batch of the run it is, not on
-    what drew random numbers before; a resumed run starts counting at the batches done.
-    The global generator is put back as it was after each batch.
-    """
-
-    def __init__(self, collator: Callable, *, seed: int, process_index: int = 0, start: int = 0) -> None:
-        self.collator = collator
-        self.seed = seed
-        self.process_index = process_index
-        self.n_batches = start
-
-    def __call__(self, examples: List[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
-        if examples and "labels" in examples[0]:
-            return self.collator(examples)  # the held-out set, masked once already: not counted
-        key = np.random.SeedSequence([self.seed, self.process_index, self.n_batches]).generate_state(1)[0]
-        self.n_batches += 1
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(key))
-            return self.collator(examples)
-
-
-class CheckpointMarker(TrainerCallback):
-    """Write ``COMPLETE_FILE`` into a checkpoint once Trainer has written all of it.
-
-    A run killed while saving leaves a checkpoint folder without it, which
-    ``--resume`` then passes over for the last complete one.
-    """
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            if folder.is_dir():
-                (folder / COMPLETE_FILE).write_text(json.dumps({"global_step": state.global_step}) + "\n")
-        return control
 
 
 def pretrain(
     texts: Sequence[PathLike],
     output_dir: PathLike,
+    settings: Optional[PretrainSettings] = None,
     *,
-    encoder: Optional[PathLike] = None,
-    size: Optional[str] = None,
-    objective: str = "mlm",
-    nsp: bool = False,
-    max_steps: Optional[int] = None,
-    epochs: float = 1.0,
-    resume: bool = False,
-    overwrite: bool = False,
-    max_seq_length: int = 128,
-    line_by_line: bool = False,
-    layout: str = "auto",
-    eval_fraction: float = 0.05,
-    eval_texts: Optional[Sequence[PathLike]] = None,
-    mlm_probability: float = 0.15,
-    mask_replace_prob: float = 0.8,
-    random_replace_prob: float = 0.1,
-    max_predictions_per_seq: Optional[int] = None,
-    span_p: float = 0.2,
-    max_span_length: int = 10,
-    extend_vocab: int = 0,
-    extend_vocab_min_count: int = 20,
-    extend_vocab_min_pieces: int = 3,
-    vocab_size: int = 8000,
-    lowercase: bool = False,
-    batch_size: int = 32,
-    eval_batch_size: Optional[int] = None,
-    grad_accum: int = 1,
-    learning_rate: float = 1e-4,
-    weight_decay: float = 0.01,
-    warmup_ratio: float = 0.06,
-    scheduler: str = "linear",
-    precision: str = "auto",
-    logging_steps: int = 50,
-    eval_steps: Optional[int] = None,
-    save_steps: int = 500,
-    save_total_limit: Optional[int] = 2,
-    seed: int = 0,
-    num_workers: int = 0,
-    with_head: bool = False,
-    checkpoint_dir: Optional[PathLike] = None,
-    cache_dir: Optional[PathLike] = None,
-    report_to: str = "none",
-    show_progress: bool = True,
     callbacks: Optional[List[TrainerCallback]] = None,
+    **overrides: Any,
 ) -> Dict[str, Any]:
     """Continue MLM pretraining of an encoder on raw text, or pretrain one from scratch.
 
@@ -191,38 +60,52 @@ def pretrain(
         blank line between documents.
     output_dir (Path): where the final encoder (plain Hugging Face folder, safetensors,
         tokenizer) and ``pretrain_metrics.json`` go.
-    encoder (Optional[Path]): a local encoder folder to adapt. Give this or ``size``.
-    size (Optional[str]): tiny, mini, small or base: a fresh BERT whose WordPiece
-        vocabulary (``vocab_size``, ``lowercase``) is trained on ``texts``.
-    objective (str): "mlm" (pieces), "wwm" (whole words) or "span" (SpanBERT spans).
-    nsp (bool): add next-sentence prediction (BERT encoders).
-    max_steps (Optional[int]): optimiser steps; None trains for ``epochs``.
-    resume (bool): continue from the last checkpoint in ``checkpoint_dir``.
-    overwrite (bool): delete earlier checkpoints and start again.
-    max_seq_length (int): pieces per sequence, [CLS] and [SEP] included.
-    line_by_line (bool): one sequence per line instead of packing documents.
-    eval_fraction (float): fraction of documents held out, if ``eval_texts`` is not given.
-    eval_texts (Optional[Sequence[Path]]): held-out text files.
-    extend_vocab (int): add up to this many frequent domain words that the tokenizer
-        splits into ``extend_vocab_min_pieces`` or more pieces (WordPiece only).
-    with_head (bool): write the MLM model rather than the bare encoder.
-    checkpoint_dir (Optional[Path]): Trainer's folder; default ``output_dir/checkpoints``.
-    cache_dir (Optional[Path]): tokenised texts; default ``checkpoint_dir/cache``.
+    settings (Optional[PretrainSettings]): the run's settings (default: the defaults).
     callbacks (Optional[List[TrainerCallback]]): more Trainer callbacks.
-    The other settings are Trainer's (``precision``: auto picks bf16 or fp16 on a GPU
-    that has it, fp32 on CPU).
+    overrides: fields of ``PretrainSettings`` to change, e.g. ``encoder=..., max_steps=10``.
     RETURNS (Dict[str, Any]): the metrics also written to ``pretrain_metrics.json``.
     """
-    if (encoder is None) == (size is None):
-        raise ValueError("Give either an encoder folder to adapt (--encoder) or a size to start from scratch (--size).")
-    if size is not None and size not in ENCODER_SIZES:
-        raise ValueError(f"Unknown encoder size '{size}'. Choose one of: {', '.join(ENCODER_SIZES)}.")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"Unknown objective '{objective}'. Choose one of: {', '.join(OBJECTIVES)}.")
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision '{precision}'. Choose one of: {', '.join(PRECISIONS)}.")
-    if layout not in LAYOUTS:
-        raise ValueError(f"Unknown text layout '{layout}'. Choose one of: {', '.join(LAYOUTS)}.")
+    s = dataclasses.replace(settings or PretrainSettings(), **overrides)
+    s.check(ENCODER_SIZES, LAYOUTS)
+    texts, eval_texts = _check_texts(texts, s.eval_texts)
+    output_dir = Path(output_dir)
+    checkpoint_dir = Path(s.checkpoint_dir) if s.checkpoint_dir is not None else output_dir / "checkpoints"
+    cache_dir = Path(s.cache_dir) if s.cache_dir is not None else checkpoint_dir / "cache"
+    args = _training_arguments(s, checkpoint_dir)
+    is_main = args.process_index == 0
+    last_checkpoint = _check_checkpoints(checkpoint_dir, resume=s.resume, overwrite=s.overwrite, is_main=is_main)
+    with args.main_process_first(desc="preparing the encoder and the text"):
+        start = prepare_start(s, texts, eval_texts, checkpoint_dir, cache_dir, is_main=is_main)
+    masker = _masker(s, start.tokenizer)
+    train_dataset, collator, eval_dataset = _make_datasets(
+        start.text, start.train_docs, start.held_out, start.eval_docs, start.tokenizer, masker,
+        nsp=s.nsp, line_by_line=s.line_by_line, max_seq_length=s.max_seq_length, seed=s.seed,
+        eval_fraction=0.0 if eval_texts or s.nsp else s.eval_fraction,
+    )
+    _log_datasets(s, texts, train_dataset, eval_dataset, args, is_main=is_main)
+    done = checkpoint_step(last_checkpoint) * args.gradient_accumulation_steps if last_checkpoint else 0
+    trainer = PretrainingTrainer(
+        model=start.model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=SeededCollator(collator, seed=s.seed, process_index=args.process_index, start=done),
+        processing_class=start.tokenizer,
+        callbacks=[CheckpointMarker(), *(callbacks or [])],
+    )
+    before = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
+    result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
+    after = trainer.evaluate() if eval_dataset is not None else {}
+    metrics = _metrics(s, start, trainer, result, before, after, last_checkpoint, output_dir)
+    if trainer.is_world_process_zero():
+        save_encoder(trainer.model, start.tokenizer, output_dir, with_head=s.with_head)
+        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+        logger.info("Wrote the encoder and %s to %s", METRICS_FILE, output_dir)
+    return metrics
+
+
+def _check_texts(texts: Sequence[PathLike], eval_texts: Optional[Sequence[PathLike]]) -> tuple:
+    """The training and held-out files as paths, each checked to exist."""
     if not texts:
         raise ValueError("No text files given. Pass at least one plain-text file.")
     texts = [Path(path) for path in texts]
@@ -230,33 +113,34 @@ def pretrain(
     for path in [*texts, *eval_texts]:
         if not path.is_file():
             raise FileNotFoundError(f"Text file not found: {path}. Pass an existing plain-text file.")
-    output_dir = Path(output_dir)
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else output_dir / "checkpoints"
-    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint_dir / "cache"
+    return texts, eval_texts
 
+
+def _training_arguments(s: PretrainSettings, checkpoint_dir: Path) -> TrainingArguments:
+    """Trainer's arguments for these settings; refuses a launcher that set up no distributed run."""
     args = TrainingArguments(
         output_dir=str(checkpoint_dir),
-        max_steps=max_steps if max_steps else -1,
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=eval_batch_size or batch_size,
-        gradient_accumulation_steps=grad_accum,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
-        lr_scheduler_type=scheduler,
-        logging_steps=logging_steps,
+        max_steps=s.max_steps if s.max_steps else -1,
+        num_train_epochs=s.epochs,
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.eval_batch_size or s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        learning_rate=s.learning_rate,
+        weight_decay=s.weight_decay,
+        warmup_ratio=s.warmup_ratio,
+        lr_scheduler_type=s.scheduler,
+        logging_steps=s.logging_steps,
         eval_strategy="steps",
-        eval_steps=eval_steps or save_steps,
+        eval_steps=s.eval_steps or s.save_steps,
         save_strategy="steps",
-        save_steps=save_steps,
-        save_total_limit=save_total_limit,
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=num_workers,
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        seed=s.seed,
+        data_seed=s.seed,
+        dataloader_num_workers=s.num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
-        report_to=[] if report_to == "none" else [report_to],
-        disable_tqdm=not show_progress,
+        report_to=[] if s.report_to == "none" else [s.report_to],
+        disable_tqdm=not s.show_progress,
         remove_unused_columns=False,  # keep word_start for the collators
         prediction_loss_only=True,
         label_names=["labels"],
@@ -264,7 +148,7 @@ def pretrain(
         save_safetensors=True,
         # Without a GPU, processes from torchrun/accelerate train on CPU with gloo.
         use_cpu=_launched_processes() > 1 and not torch.cuda.is_available(),
-        **_precision_flags(precision),
+        **_precision_flags(s.precision),
     )
     if _launched_processes() > 1 and args.world_size == 1:
         # Each process would otherwise train alone and write the same output.
@@ -272,57 +156,25 @@ def pretrain(
             f"Launched as {_launched_processes()} processes, but Trainer set up no distributed training. "
             "Check the launcher's settings (torchrun --nproc_per_node, accelerate config)."
         )
-    is_main = args.process_index == 0
-    last_checkpoint = _check_checkpoints(checkpoint_dir, resume=resume, overwrite=overwrite, is_main=is_main)
+    return args
 
-    with args.main_process_first(desc="preparing the encoder and the text"):
-        n_docs = [len(read_documents(path, layout)) for path in texts]  # clear errors for bad files, early
-        if size is not None:
-            encoder = _fresh_encoder(
-                texts, checkpoint_dir / INIT_DIR, size=size, vocab_size=vocab_size, lowercase=lowercase,
-                max_positions=max(512, max_seq_length), seed=seed, log=is_main,
-            )
-        encoder = check_encoder_folder(encoder)
-        tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
-        model, loading = load_pretraining_model(encoder, nsp=nsp, seed=seed)
-        if is_main:
-            loading.log()
-        _check_length(max_seq_length, model.config, encoder)
-        # Held-out text: whole documents for NSP (its chunks need them), else sequences
-        # (see _make_datasets), so that one long line still gives held-out text.
-        train_docs, eval_docs = (
-            split_documents(sum(n_docs), eval_fraction, seed) if nsp and not eval_texts
-            else (np.arange(sum(n_docs)), np.zeros(0, np.int64))
-        )
-        added_words: List[str] = []
-        if extend_vocab:
-            tokenizer, added_words = _extend_vocabulary(
-                model, tokenizer, texts, train_docs, layout=layout, max_words=extend_vocab,
-                min_count=extend_vocab_min_count, min_pieces=extend_vocab_min_pieces, log=is_main,
-            )
-        text = TokenizedText.concat([load_tokenized(p, tokenizer, layout=layout, cache_dir=cache_dir) for p in texts])
-        if eval_texts:
-            held_out = TokenizedText.concat(
-                [load_tokenized(p, tokenizer, layout=layout, cache_dir=cache_dir) for p in eval_texts]
-            )
-            eval_docs = np.arange(held_out.n_docs)
-        else:
-            held_out = text
 
-    masker = OBJECTIVES[objective](
+def _masker(s: PretrainSettings, tokenizer: Any) -> MaskingCollator:
+    """The collator of the chosen objective."""
+    return OBJECTIVES[s.objective](
         tokenizer,
-        mlm_probability=mlm_probability,
-        mask_replace_prob=mask_replace_prob,
-        random_replace_prob=random_replace_prob,
-        max_predictions_per_seq=max_predictions_per_seq,
+        mlm_probability=s.mlm_probability,
+        mask_replace_prob=s.mask_replace_prob,
+        random_replace_prob=s.random_replace_prob,
+        max_predictions_per_seq=s.max_predictions_per_seq,
         pad_to_multiple_of=8 if torch.cuda.is_available() else None,
-        **({"span_p": span_p, "max_span_length": max_span_length} if objective == "span" else {}),
+        **({"span_p": s.span_p, "max_span_length": s.max_span_length} if s.objective == "span" else {}),
     )
-    train_dataset, collator, eval_dataset = _make_datasets(
-        text, train_docs, held_out, eval_docs, tokenizer, masker,
-        nsp=nsp, line_by_line=line_by_line, max_seq_length=max_seq_length, seed=seed,
-        eval_fraction=0.0 if eval_texts or nsp else eval_fraction,
-    )
+
+
+def _log_datasets(s: PretrainSettings, texts: List[Path], train_dataset: Any, eval_dataset: Any,
+                  args: TrainingArguments, *, is_main: bool) -> None:
+    """Refuse a run with no training text; say what is held out (and turn evaluation off without any)."""
     if len(train_dataset) == 0:
         raise ValueError(f"No training sequences in {', '.join(map(str, texts))}: the texts are all held out or empty.")
     if eval_dataset is None:
@@ -331,76 +183,46 @@ def pretrain(
             logger.warning(
                 "No held-out text (eval fraction %s, %d training %s), so no perplexity is measured. "
                 "Pass --eval-file, or more text or a larger --eval-fraction.",
-                eval_fraction, len(train_dataset), "chunks" if nsp else "sequences",
+                s.eval_fraction, len(train_dataset), "chunks" if s.nsp else "sequences",
             )
     if is_main:
         logger.info(
             "%d training %s, %d held-out sequences; objective %s%s",
-            len(train_dataset), "sentence chunks" if nsp else "sequences",
-            len(eval_dataset or []), objective, " + NSP" if nsp else "",
+            len(train_dataset), "sentence chunks" if s.nsp else "sequences",
+            len(eval_dataset or []), s.objective, " + NSP" if s.nsp else "",
         )
 
-    done = _step(last_checkpoint) * args.gradient_accumulation_steps if last_checkpoint else 0
-    trainer = PretrainingTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        data_collator=SeededCollator(collator, seed=seed, process_index=args.process_index, start=done),
-        processing_class=tokenizer,
-        callbacks=[CheckpointMarker(), *(callbacks or [])],
-    )
-    start = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
-    result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
-    end = trainer.evaluate() if eval_dataset is not None else {}
 
+def _metrics(s: PretrainSettings, start: RunStart, trainer: Trainer, result: Any, before: Dict[str, float],
+             after: Dict[str, float], last_checkpoint: Optional[Path], output_dir: Path) -> Dict[str, Any]:
+    """What ``pretrain_metrics.json`` records of the run."""
     metrics: Dict[str, Any] = {
-        "encoder": str(encoder),
-        "from_scratch": size is not None,
-        "size": size,
-        "objective": objective,
-        "nsp": nsp,
-        "max_seq_length": max_seq_length,
+        "encoder": str(start.encoder),
+        "from_scratch": s.size is not None,
+        "size": s.size,
+        "objective": s.objective,
+        "nsp": s.nsp,
+        "max_seq_length": s.max_seq_length,
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "resumed_from": last_checkpoint.name if last_checkpoint else None,
         "train_loss": result.training_loss,
-        "train_sequences": len(train_dataset),
-        "eval_sequences": len(eval_dataset or []),
-        "eval_loss_before": start.get("eval_loss"),
-        "eval_loss_after": end.get("eval_loss"),
-        "perplexity_before": start.get("eval_perplexity"),
-        "perplexity_after": end.get("eval_perplexity"),
+        "train_sequences": len(trainer.train_dataset),
+        "eval_sequences": len(trainer.eval_dataset or []),
+        "eval_loss_before": before.get("eval_loss"),
+        "eval_loss_after": after.get("eval_loss"),
+        "perplexity_before": before.get("eval_perplexity"),
+        "perplexity_after": after.get("eval_perplexity"),
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "processes": args.world_size,
-        "loading": loading.to_dict(),
-        "vocab_added": added_words,
+        "processes": trainer.args.world_size,
+        "loading": start.loading.to_dict(),
+        "vocab_added": start.added_words,
         "output": str(output_dir),
-        "with_head": with_head,
+        "with_head": s.with_head,
     }
     if metrics["perplexity_before"] and metrics["perplexity_after"] is not None:
         metrics["perplexity_change"] = metrics["perplexity_after"] / metrics["perplexity_before"] - 1.0
-    if trainer.is_world_process_zero():
-        save_encoder(trainer.model, tokenizer, output_dir, with_head=with_head)
-        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
-        logger.info("Wrote the encoder and %s to %s", METRICS_FILE, output_dir)
     return metrics
-
-
-def perplexity(loss: float) -> float:
-    """exp(loss), infinite rather than an overflow."""
-    return math.exp(loss) if loss < 700 else float("inf")
-
-
-def _fresh_encoder(texts, init_dir: Path, *, size: str, vocab_size: int, lowercase: bool,
-                   max_positions: int, seed: int, log: bool) -> Path:
-    """A fresh BERT from ``init_encoder``, made once per run and reused on resume."""
-    if not (init_dir / "config.json").exists():
-        if log:
-            logger.info("Training a %d-piece vocabulary on %d file(s) for a fresh %s BERT", vocab_size, len(texts), size)
-        init_encoder(texts, init_dir, size=size, vocab_size=vocab_size, lowercase=lowercase,
-                     max_positions=max_positions, seed=seed)
-    return init_dir
 
 
 def _make_datasets(text, train_docs, held_out, eval_docs, tokenizer, masker, *, nsp, line_by_line, max_seq_length,
@@ -451,9 +273,9 @@ def _check_checkpoints(checkpoint_dir: Path, *, resume: bool, overwrite: bool, i
     """
     if overwrite:
         if is_main and checkpoint_dir.is_dir():
-            _remove_run(checkpoint_dir)
+            remove_run(checkpoint_dir)
         return None
-    checkpoints = _checkpoints(checkpoint_dir)
+    checkpoints = list_checkpoints(checkpoint_dir)
     if checkpoints and not resume:
         raise ValueError(
             f"{checkpoint_dir} holds checkpoints of an earlier run (last: {checkpoints[-1].name}). "
@@ -461,7 +283,7 @@ def _check_checkpoints(checkpoint_dir: Path, *, resume: bool, overwrite: bool, i
         )
     complete = [path for path in checkpoints if is_complete_checkpoint(path)]
     last = complete[-1] if complete else None
-    broken = [path for path in checkpoints if path not in complete and (last is None or _step(path) > _step(last))]
+    broken = [path for path in checkpoints if path not in complete and (last is None or checkpoint_step(path) > checkpoint_step(last))]
     if resume and broken and is_main:
         logger.warning(
             "Passing over %s: written only in part (the run was stopped while saving); removing %s",
@@ -471,83 +293,10 @@ def _check_checkpoints(checkpoint_dir: Path, *, resume: bool, overwrite: bool, i
             shutil.rmtree(path)
     if resume and is_main:
         if last is not None:
-            logger.info("Resuming from %s (step %d)", last, _step(last))
+            logger.info("Resuming from %s (step %d)", last, checkpoint_step(last))
         else:
             logger.info("No complete checkpoint in %s to resume from; starting from the beginning", checkpoint_dir)
     return last
-
-
-def is_complete_checkpoint(path: Path) -> bool:
-    """Whether Trainer finished writing the checkpoint folder ``path``.
-
-    It is complete with our marker (``CheckpointMarker``), or, for a checkpoint
-    written without it, with a readable ``trainer_state.json``: Trainer writes that
-    file after the weights, optimizer and RNG states.
-    """
-    if (path / COMPLETE_FILE).is_file():
-        return True
-    try:
-        json.loads((path / "trainer_state.json").read_text(encoding="utf8"))
-    except (OSError, ValueError):
-        return False
-    return any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json"))
-
-
-def _checkpoints(checkpoint_dir: Path) -> List[Path]:
-    """The ``checkpoint-N`` folders, by step."""
-    if not checkpoint_dir.is_dir():
-        return []
-    folders = [path for path in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.is_dir()]
-    return sorted((path for path in folders if path.name.split("-")[-1].isdigit()), key=_step)
-
-
-def _step(path: Path) -> int:
-    return int(path.name.split("-")[-1])
-
-
-def _remove_run(checkpoint_dir: Path) -> None:
-    """Delete an earlier run's checkpoints and fresh encoder; keep the tokenised cache."""
-    for path in checkpoint_dir.glob("checkpoint-*"):
-        shutil.rmtree(path)
-    for name in (INIT_DIR, START_FILE):
-        path = checkpoint_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def _check_length(max_seq_length: int, config, encoder: Path) -> None:
-    limit = max_positions(config)
-    if limit is not None and max_seq_length > limit:
-        raise ValueError(
-            f"--max-seq-length {max_seq_length} is longer than the {limit} positions of the encoder in "
-            f"{encoder}. Pass --max-seq-length {limit} or less."
-        )
-
-
-def _extend_vocabulary(model, tokenizer, texts, train_docs, *, layout, max_words, min_count, min_pieces, log):
-    """Add frequent, much-split words of the training documents to tokenizer and model."""
-    keep = set(train_docs.tolist())
-    lines, offset = [], 0
-    for path in texts:
-        docs = read_documents(path, layout)
-        lines.extend(line for i, doc in enumerate(docs) if offset + i in keep for line in doc)
-        offset += len(docs)
-    words = find_domain_words(lines, tokenizer, max_words=max_words, min_count=min_count, min_pieces=min_pieces)
-    if not words:
-        if log:
-            logger.info("No word occurs %d times and splits into %d pieces; the vocabulary stays as it is", min_count, min_pieces)
-        return tokenizer, []
-    pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
-    extended = extend_wordpiece_vocabulary(tokenizer, words)
-    extend_embeddings(model, pieces)
-    if log:
-        logger.info(
-            "Added %d domain words to the vocabulary (%d -> %d), each started as the mean of its pieces: %s",
-            len(words), len(tokenizer), len(extended), ", ".join(words[:20]) + (" ..." if len(words) > 20 else ""),
-        )
-    return extended, words
 
 
 def _start_metrics(trainer: Trainer, checkpoint_dir: Path, *, resuming: bool, is_main: bool) -> Dict[str, float]:

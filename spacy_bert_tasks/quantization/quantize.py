@@ -6,54 +6,38 @@ component's architecture becomes ``spacy_bert_tasks.QuantizedEncoder.v1``,
 which restores that network from the pipeline's own files, so ``spacy.load``
 reads the quantized pipeline in any process. The heads are untouched.
 """
+import dataclasses
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 import spacy
 from spacy.language import Language
 from spacy.util import registry
 from spacy_transformers import Transformer
+from spacy_transformers.data_classes import HFObjects
 from thinc.api import Model
 
-from ..ml.encoder import EncoderModel
+from ..ml.encoder import EncoderModel, EncoderSettings, set_network, takes_encoder_settings
 from .network import OnnxNetwork, export_int8
 
 ARCHITECTURE = "spacy_bert_tasks.QuantizedEncoder.v1"
 
 
 @registry.architectures(ARCHITECTURE)
-def build_quantized_encoder(
-    name: str,
-    max_length: int = 512,
-    stride: int = 128,
-    max_question_length: int = 64,
-    max_pair_length: int = 256,
-    max_batch_tokens: int = 4096,
-    frozen: bool = True,
-    tokenizer_config: Dict[str, Any] = {"use_fast": True},
-    transformer_config: Dict[str, Any] = {},
-) -> Model:
+@takes_encoder_settings(frozen=True)
+def build_quantized_encoder(name: str, *, settings: EncoderSettings) -> Model:
     """The encoder of a quantized pipeline: ``spacy_bert_tasks.Encoder.v1`` run by ONNX Runtime in int8.
 
     Its network is restored from the pipeline's files, never built from
     ``name``; make one with ``spacy-bert-tasks quantize``. It cannot be trained.
     """
-    return QuantizedEncoderModel(
-        name, max_length=max_length, stride=stride, max_question_length=max_question_length,
-        max_pair_length=max_pair_length, max_batch_tokens=max_batch_tokens, frozen=True,
-        tokenizer_config=tokenizer_config, transformer_config=transformer_config,
-    )
+    return QuantizedEncoderModel(name, dataclasses.replace(settings, frozen=True), init=_init, network_cls=OnnxNetwork)
 
 
 class QuantizedEncoderModel(EncoderModel):
     """``EncoderModel`` whose network is an ``OnnxNetwork`` (and is loaded as one)."""
-
-    def __init__(self, name: str, **settings: Any):
-        super().__init__(name, **settings)
-        self.layers[0].shims[0].model_cls = OnnxNetwork
-        self.init = _init
 
 
 def _init(model: QuantizedEncoderModel, X: Any = None, Y: Any = None) -> None:
@@ -91,16 +75,16 @@ def quantize_pipeline(nlp: Language, *, quantize_embeddings: bool = False) -> Di
         if pipe.model.attrs.get("output_hidden_states"):
             raise ValueError(f"A head reads every layer of '{name}'; a quantized encoder gives only the last one.")
         start = time.perf_counter()
-        transformer = pipe.model.transformer
-        use_types = "token_type_ids" in pipe.model.tokenizer.model_input_names
-        network = OnnxNetwork(transformer.config, export_int8(transformer, use_token_types=use_types, quantize_embeddings=quantize_embeddings))
-        shim = pipe.model.layers[0].shims[0]
-        shim._model = network
-        shim._hfmodel.transformer = network
-        shim.model_cls = OnnxNetwork
-        pipe.model.__class__ = QuantizedEncoderModel
-        pipe.model.init = _init
-        pipe.model.attrs["frozen"] = True
+        encoder = pipe.model
+        use_types = "token_type_ids" in encoder.tokenizer.model_input_names
+        int8 = export_int8(encoder.transformer, use_token_types=use_types, quantize_embeddings=quantize_embeddings)
+        quantized = QuantizedEncoderModel(encoder.attrs["name"], dataclasses.replace(encoder.settings(), frozen=True),
+                                          init=_init, network_cls=OnnxNetwork)
+        quantized.attrs["doc_inputs"] = encoder.attrs["doc_inputs"]
+        shim = encoder.layers[0].shims[0]
+        set_network(quantized, HFObjects(encoder.tokenizer, OnnxNetwork(encoder.transformer.config, int8),
+                                         shim._hfmodel.vocab_file_contents))
+        pipe.model = quantized
         nlp.get_pipe_config(name)["model"]["@architectures"] = ARCHITECTURE
         nlp.get_pipe_config(name)["model"]["frozen"] = True
         done[name] = {"runtime": "onnxruntime", "weights": "int8 per channel", "embeddings_int8": quantize_embeddings,

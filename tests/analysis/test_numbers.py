@@ -13,7 +13,7 @@ from spacy_bert_tasks.analysis.landscape import (
 )
 from spacy_bert_tasks.analysis.losses import TOTAL, pipeline_loss
 from spacy_bert_tasks.analysis.params import add, get_weights, load_weights, norm, set_weights, subtract
-from spacy_bert_tasks.analysis.report import checkpoint_files, reinitialized_heads
+from spacy_bert_tasks.analysis.analyze import checkpoint_files, reinitialized_heads
 
 from .conftest import DEV, EVERY, N_STEPS, TRAIN, make_examples
 

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from spacy_bert_tasks.analysis.losses import TOTAL, pipeline_loss, read_examples
 from spacy_bert_tasks.analysis.params import get_weights, load_weights, set_weights
-from spacy_bert_tasks.analysis.report import analyze_pipeline, compare_runs
-from spacy_bert_tasks.analysis.training import instrument_config, make_training_log, random_encoder
+from spacy_bert_tasks.analysis.analyze import analyze_pipeline, compare_runs
+from spacy_bert_tasks.analysis.recording import instrument_config, make_training_log
+from spacy_bert_tasks.pretraining.init_encoder import reinit_encoder
 from spacy_bert_tasks.cli import app
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -144,7 +145,7 @@ def test_random_encoder_has_same_shape_and_new_weights(trained, tmp_path):
     assert {k: v.shape for k, v in before.items()} == {k: v.shape for k, v in after.items()}
     key = "transformer/encoder.layer.0.attention.self.query.weight"
     assert not numpy.allclose(before[key], after[key])
-    assert numpy.array_equal(load_weights(random_encoder(trained["encoder"], tmp_path / "again", seed=1))[key], after[key])
+    assert numpy.array_equal(load_weights(reinit_encoder(trained["encoder"], tmp_path / "again", seed=1))[key], after[key])
     # usable as the pipeline's encoder
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(tmp_path / "rand")}})

@@ -8,7 +8,7 @@ import spacy
 import torch
 from spacy.training import Example
 
-from spacy_bert_tasks.ml.encoder import _ranges, encode_windows
+from spacy_bert_tasks.ml.encoder import encode_windows, ranges
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def _pieces_of(trf_data, i):
 
 
 def test_ranges():
-    assert _ranges(numpy.asarray([2, 0, 3])).tolist() == [0, 1, 0, 1, 2]
+    assert ranges(numpy.asarray([2, 0, 3])).tolist() == [0, 1, 0, 1, 2]
 
 
 def test_single_doc_layout(nlp):
@@ -159,7 +159,7 @@ def test_chunking_does_not_change_outputs(make_nlp):
 
 def test_packed_windows_match_separate_windows(nlp, monkeypatch):
     """Packing short windows into one row (with questions and pairs) changes no real piece's output."""
-    from spacy_bert_tasks.ml import encoder
+    from spacy_bert_tasks.ml.encoder import runner
 
     model = _encoder(nlp)
     docs = [nlp.make_doc(text) for text in ["short", "a somewhat longer text with more words", "x " * 50, "mid text"]]
@@ -169,8 +169,8 @@ def test_packed_windows_match_separate_windows(nlp, monkeypatch):
     outputs = []
     for packing in (True, False):
         if not packing:
-            monkeypatch.setattr(encoder, "packing_position_offset", lambda transformer: None)
-        outputs.append(encoder.run_transformer(model.transformer, wordpieces, max_batch_tokens=4096, is_train=False,
+            monkeypatch.setattr(runner, "packing_position_offset", lambda transformer: None)
+        outputs.append(runner.run_transformer(model.transformer, wordpieces, max_batch_tokens=4096, is_train=False,
                                                frozen=False, output_hidden_states=True))
     (packed, packed_layers), (separate, separate_layers) = outputs
     mask = torch.as_tensor(wordpieces.attention_mask).bool()
@@ -181,20 +181,20 @@ def test_packed_windows_match_separate_windows(nlp, monkeypatch):
 
 
 def test_pack_windows_first_fit_decreasing():
-    from spacy_bert_tasks.ml.encoder import _pack_windows
+    from spacy_bert_tasks.ml.encoder.runner import pack_windows
 
-    row_of, offset_of, n_rows = _pack_windows(numpy.asarray([3, 10, 6, 4, 7]))
+    row_of, offset_of, n_rows = pack_windows(numpy.asarray([3, 10, 6, 4, 7]))
     assert n_rows == 3  # rows of 10: [10], [7, 3], [6, 4]
     assert row_of.tolist() == [1, 0, 2, 2, 1] and offset_of.tolist() == [7, 0, 0, 6, 0]
 
 
 def test_length_chunks_cut_where_padding_costs_more_than_a_call():
-    from spacy_bert_tasks.ml.encoder import _length_chunks
+    from spacy_bert_tasks.ml.encoder.runner import length_chunks
 
     lengths = numpy.asarray([60, 58, 12, 10, 8])
-    assert _length_chunks(lengths, 4096, overhead=16) == [slice(0, 2), slice(2, 5)]
-    assert _length_chunks(lengths, 4096, overhead=1000) == [slice(0, 5)]
-    assert _length_chunks(numpy.asarray([512, 512, 100]), 600, overhead=16) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert length_chunks(lengths, 4096, overhead=16) == [slice(0, 2), slice(2, 5)]
+    assert length_chunks(lengths, 4096, overhead=1000) == [slice(0, 5)]
+    assert length_chunks(numpy.asarray([512, 512, 100]), 600, overhead=16) == [slice(0, 1), slice(1, 2), slice(2, 3)]
 
 
 def test_settings_leaving_no_room_are_an_error(make_nlp):

@@ -316,13 +316,13 @@ def test_a_tokenizer_without_specials_is_refused(family_encoder, tmp_path):
 
 def test_piece_tokens_count_only_a_tokens_own_characters():
     """Offsets that start on the space before a word, lone "▁" pieces, whitespace tokens, straddles."""
-    from spacy_bert_tasks.ml.encoder import _piece_tokens
+    from spacy_bert_tasks.ml.encoder.windows import piece_tokens
 
     doc = spacy.blank("en")("EU rejects  don't")  # EU, rejects, " ", do, n't
     assert [t.text for t in doc] == ["EU", "rejects", " ", "do", "n't"]
     offsets = [(0, 2), (2, 9), (9, 10), (10, 11), (11, 12), (12, 15), (15, 17), (0, 0)]
     # "▁EU", "▁reject", "s", "▁" (space), "▁" (the whitespace token), "▁don", "'t", a special
-    first, last = _piece_tokens(doc, offsets)
+    first, last = piece_tokens(doc, offsets)
     assert first.tolist() == [0, 1, 1, 0, 0, 3, 4, 0]
     assert last.tolist() == [0, 1, 1, -1, -1, 4, 4, -1]
 

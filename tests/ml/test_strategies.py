@@ -1,6 +1,6 @@
 """Fine-tuning strategies: each updates exactly what it should and survives a disk round-trip.
 
-A test-only head (``strategies_toy_head``: listener -> [CLS] -> Softmax) stands in
+The test-only head (``tests/toy_head.py``: listener -> [CLS] -> Softmax) stands in
 for the real heads; the strategies only touch the encoder and the listener slot.
 Weights are compared before and after a few updates: "unchanged" means bit-identical.
 """
@@ -9,15 +9,12 @@ from typing import Dict, List
 import numpy
 import pytest
 import spacy
-import torch
 from spacy.language import Language
 from spacy.training import Example
-from thinc.api import Adam, Model, Softmax, chain, fix_random_seed
+from thinc.api import Adam, fix_random_seed
 
 from spacy_bert_tasks.ml import adapters, layer_mix  # noqa: F401  (registers the architectures)
-from spacy_bert_tasks.ml.pooling import cls_pooling
-from spacy_bert_tasks.pipeline.base import BertTaskPipe
-from spacy_bert_tasks.training import (
+from spacy_bert_tasks.fine_tuning import (
     LayerwiseOptimizer,
     configure_gradual_unfreezing,
     configure_layerwise_adam,
@@ -26,34 +23,14 @@ from spacy_bert_tasks.training import (
 )
 
 from ..conftest import encoder_config
+from ..toy_head import FACTORY as TOY_FACTORY
+from ..toy_head import cats_examples
 
 TEXTS = [("good great fine", "POS"), ("bad awful terrible", "NEG"), ("great fine good day", "POS"), ("awful bad night", "NEG")]
 
 
-class ToyHead(BertTaskPipe):
-    def predict(self, docs):
-        return self.model.predict(docs)
-
-    def set_annotations(self, docs, scores):
-        for doc, row in zip(docs, scores):
-            doc.cats = {label: float(value) for label, value in zip(self.labels, row)}
-
-    def get_loss(self, examples, scores):
-        truth = numpy.asarray([[eg.reference.cats.get(label, 0.0) for label in self.labels] for eg in examples], dtype="f")
-        return float(((scores - truth) ** 2).sum()), scores - truth
-
-    def labels_from_examples(self, examples):
-        return sorted({label for eg in examples for label in eg.reference.cats})
-
-
-@Language.factory("strategies_toy_head", default_config={"tok2vec": {"@architectures": "spacy_bert_tasks.Listener.v1"}})
-def make_toy_head(nlp: Language, name: str, tok2vec: Model) -> ToyHead:
-    return ToyHead(nlp.vocab, chain(tok2vec, cls_pooling(), Softmax(nO=2)), name)
-
-
 def _examples(nlp: Language) -> List[Example]:
-    return [Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(label == "POS"), "NEG": float(label == "NEG")}})
-            for text, label in TEXTS]
+    return cats_examples(nlp, TEXTS)
 
 
 def _build(tiny_encoder, transformer_model=None, heads=("head",), tok2vec=None, **encoder_settings) -> Language:
@@ -63,7 +40,7 @@ def _build(tiny_encoder, transformer_model=None, heads=("head",), tok2vec=None, 
     nlp.add_pipe("transformer", config={"model": model})
     for name in heads:
         config = {"tok2vec": tok2vec} if tok2vec and name == "head" else {}
-        nlp.add_pipe("strategies_toy_head", name=name, config=config)
+        nlp.add_pipe(TOY_FACTORY, name=name, config=config)
     return nlp
 
 

@@ -22,7 +22,8 @@ from spacy.training import Example
 from spacy.util import fix_random_seed
 from thinc.api import Adam
 
-from spacy_bert_tasks.pipeline.textcat import BertTextCategorizer, score_bert_cats
+from spacy_bert_tasks.pipeline.textcat import BertTextCategorizer
+from spacy_bert_tasks.scoring import score_cats
 from tests.conftest import encoder_config
 
 POS, NEG = {"POS": 1.0, "NEG": 0.0}, {"POS": 0.0, "NEG": 1.0}
@@ -198,8 +199,8 @@ def test_scorer_uses_threshold_for_multi_label(trained):
     examples = [Example(nlp(make_doc(nlp, text)), eg.reference) for eg, (text, _, _) in
                 zip(make_examples(nlp, MULTI_DATA), MULTI_DATA)]
     labels = nlp.get_pipe("bert_textcat").labels
-    at_half = score_bert_cats(examples, labels=labels, multi_label=True, threshold=0.5)
-    at_zero = score_bert_cats(examples, labels=labels, multi_label=True, threshold=0.0)
+    at_half = score_cats(examples, labels=labels, multi_label=True, threshold=0.5)
+    at_zero = score_cats(examples, labels=labels, multi_label=True, threshold=0.0)
     assert at_half["cats_micro_f"] == pytest.approx(1.0)
     assert at_zero["cats_micro_p"] < 1.0  # every label predicted everywhere
 

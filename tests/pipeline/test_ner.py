@@ -15,7 +15,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, load_model_from_config, registry
 from thinc.types import Ragged
 
-from spacy_bert_tasks.pipeline.ner import ner_score
+from spacy_bert_tasks.scoring import score_ner
 from spacy_bert_tasks.tagging import is_valid_path, transition_masks
 
 from ..conftest import encoder_config
@@ -113,7 +113,7 @@ def test_evaluate_keys(trained):
         assert key in scores
     assert scores["ents_f"] == 1.0
     assert set(scores["ents_per_type"]) == {"PER", "ORG", "LOC"}
-    assert registry.scorers.get("spacy_bert_tasks.ner_scorer.v1")() is ner_score
+    assert registry.scorers.get("spacy_bert_tasks.ner_scorer.v1")() is score_ner
 
 
 def test_labels_and_tags(trained):

@@ -12,9 +12,9 @@ from spacy.training import Example
 from spacy.util import fix_random_seed
 from thinc.api import warmup_linear
 
-from spacy_bert_tasks.analysis.training import random_encoder
+from spacy_bert_tasks.pretraining.init_encoder import reinit_encoder
 from spacy_bert_tasks.corpus.conll import convert_conll
-from spacy_bert_tasks.training import configure_global_clip_adam
+from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_bert_ner_from_the_pretrained_encoder_beats_a_random_one(shared_data, pr
     nlp = spacy.blank("en")
     train = random.Random(0).sample(convert_conll(shared_data / "conll2003" / "train.txt", nlp)[0], N_TRAIN)
     dev = convert_conll(shared_data / "conll2003" / "valid.txt", nlp)[0][:N_DEV]
-    scratch = random_encoder(pretrained_encoder, tmp_path / "random", seed=0)
+    scratch = reinit_encoder(pretrained_encoder, tmp_path / "random", seed=0)
     pretrained_f = _train_and_score(pretrained_encoder, train, dev)
     scratch_f = _train_and_score(scratch, train, dev)
     print(f"dev F1 after {STEPS} updates of {BATCH}: pretrained {pretrained_f:.3f}, random {scratch_f:.3f}")

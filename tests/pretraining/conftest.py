@@ -2,7 +2,8 @@
 sequences, and a RoBERTa-style (byte-level BPE) tokenizer, all built offline."""
 import pytest
 
-from spacy_bert_tasks.pretraining.text import load_tokenized, pack_documents
+from spacy_bert_tasks.pretraining.sequences import pack_documents
+from spacy_bert_tasks.pretraining.text import load_tokenized
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,13 @@ import torch
 
 from spacy_bert_tasks.pretraining.collators import (
     MaskingCollator,
-    NextSentenceCollator,
     SpanMaskingCollator,
     WholeWordMaskingCollator,
     mask_once,
 )
-from spacy_bert_tasks.pretraining.text import SentenceChunkDataset, load_tokenized, pack_documents
+from spacy_bert_tasks.pretraining.nsp import NextSentenceCollator
+from spacy_bert_tasks.pretraining.sequences import SentenceChunkDataset, pack_documents
+from spacy_bert_tasks.pretraining.text import load_tokenized
 
 N_SEQUENCES = 10_000
 COLLATORS = [MaskingCollator, WholeWordMaskingCollator, SpanMaskingCollator]

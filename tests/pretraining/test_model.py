@@ -5,10 +5,11 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, BertForMaskedLM, BertForPreTraining
 
-from spacy_bert_tasks.pretraining.collators import MaskingCollator, NextSentenceCollator
+from spacy_bert_tasks.pretraining.collators import MaskingCollator
+from spacy_bert_tasks.pretraining.nsp import NextSentenceCollator
 from spacy_bert_tasks.pretraining.init_encoder import extend_wordpiece_vocabulary, find_domain_words
 from spacy_bert_tasks.pretraining.model import extend_embeddings, load_pretraining_model, save_encoder
-from spacy_bert_tasks.pretraining.text import SentenceChunkDataset
+from spacy_bert_tasks.pretraining.sequences import SentenceChunkDataset
 
 
 @pytest.fixture(scope="module")

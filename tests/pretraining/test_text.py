@@ -3,14 +3,8 @@ import numpy as np
 import pytest
 
 from spacy_bert_tasks.pretraining import text as text_module
-from spacy_bert_tasks.pretraining.text import (
-    SentenceChunkDataset,
-    load_tokenized,
-    pack_documents,
-    read_documents,
-    split_documents,
-    split_lines,
-)
+from spacy_bert_tasks.pretraining.sequences import SentenceChunkDataset, pack_documents, split_lines
+from spacy_bert_tasks.pretraining.text import load_tokenized, read_documents, split_documents
 
 
 def test_layouts(tmp_path):

@@ -163,9 +163,11 @@ def listened_encoder(nlp: Language, head_name: str) -> Optional[Model]:
     """The encoder model a head reads: its own (after ``replace_listeners``) or the ``transformer`` it listens to."""
     from spacy_transformers.layers.transformer_model import TransformerModel
 
+    from .ml.encoder import EncoderModel
+
     head = nlp.get_pipe(head_name)
     for node in head.model.walk():
-        if isinstance(node, TransformerModel):
+        if isinstance(node, (EncoderModel, TransformerModel)):
             return node
     for _, proc in nlp.pipeline:
         if head_name in (getattr(proc, "listener_map", None) or {}):

@@ -11,8 +11,9 @@
 """
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy
 from spacy.language import Language
@@ -24,7 +25,7 @@ from .drift import weight_drift
 from .landscape import interpolate, landscape_2d, project, random_direction, sharpness, trajectory_directions
 from .losses import read_examples
 from .params import Weights, encoder_pipe_names, get_weights, head_pipe_names, load_weights, norm, set_weights, subtract
-from .training import read_training_log
+from .recording import read_training_log
 
 ANALYSES = ("drift", "interpolation", "landscape", "sharpness", "trajectory")
 RESULT_FILE = "analysis.json"
@@ -130,73 +131,127 @@ def analyze_pipeline(
         raise ValueError(f"Unknown analyses {sorted(unknown)}; choose from {', '.join(ANALYSES)}.")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    n_examples = n_batches * batch_size
-    splits = {}
-    if train_path is not None:
-        splits["train"] = read_examples(nlp, train_path, split="train", limit=n_examples, seed=seed)
-    if dev_path is not None:
-        splits["dev"] = read_examples(nlp, dev_path, split="dev", limit=n_examples, seed=seed)
+    splits = _read_splits(nlp, {"train": train_path, "dev": dev_path}, n_batches * batch_size, seed)
     needs_data = {"interpolation", "landscape", "sharpness", "trajectory"} & set(analyses)
     if needs_data and not splits:
         raise ValueError(f"The analyses {sorted(needs_data)} measure losses: pass a train and/or dev corpus.")
-    surface = splits.get("train") or splits.get("dev") or []
     checkpoints = checkpoint_files(checkpoints_dir) if checkpoints_dir is not None else []
-
     theta1 = get_weights(nlp)
     start = initial_weights(nlp, initial=initial, checkpoints=checkpoints, seed=seed)
-    theta0: Weights = start["weights"]  # type: ignore[assignment]
+    run = _Run(
+        nlp, output_dir, start["weights"], theta1, splits, splits.get("train") or splits.get("dev") or [], checkpoints,
+        batch_size=batch_size, seed=seed, progress=progress, alphas=numpy.linspace(alpha_min, alpha_max, alpha_steps).tolist(),
+        grid_size=grid_size, grid_range=grid_range, sharpness_distance=sharpness_distance,
+        sharpness_directions=sharpness_directions,
+    )
     result: Dict[str, object] = {
         "settings": {
             "initial": start["source"], "train": str(train_path), "dev": str(dev_path),
             "examples_per_split": {k: len(v) for k, v in splits.items()}, "batch_size": batch_size,
             "n_batches": n_batches, "seed": seed, "analyses": list(analyses),
         },
-        "figures": {},
+        "figures": run.figures,
     }
-    figures: Dict[str, str] = result["figures"]  # type: ignore[assignment]
     if training_log is not None:
         result["log"] = read_training_log(training_log)
     try:
-        if "drift" in analyses:
-            result["drift"] = weight_drift(theta0, theta1)
-            figures["drift"] = str(plots.plot_drift(result["drift"], output_dir / "drift.png"))
-        if "interpolation" in analyses:
-            alphas = numpy.linspace(alpha_min, alpha_max, alpha_steps).tolist()
-            result["interpolation"] = interpolate(nlp, theta0, theta1, splits, alphas, batch_size=batch_size, progress=progress)
-            figures["interpolation"] = str(plots.plot_interpolation(result["interpolation"], output_dir / "interpolation.png"))
-        if "landscape" in analyses:
-            rng = numpy.random.default_rng(seed)
-            d1, d2 = random_direction(theta1, rng), random_direction(theta1, rng)
-            coords = numpy.linspace(-grid_range, grid_range, grid_size).tolist()
-            grid = landscape_2d(nlp, theta1, d1, d2, coords, coords, surface, batch_size=batch_size, progress=progress)
-            result["landscape"] = {"xs": coords, "ys": coords, "loss": grid.tolist(), "split": _name(splits, surface)}
-            figures["landscape"] = str(plots.plot_landscape(
-                coords, coords, grid, output_dir / "landscape.png",
-                title=f"{_name(splits, surface)} loss around the fine-tuned weights",
-            ))
-        if "sharpness" in analyses:
-            result["sharpness"] = sharpness(
-                nlp, theta1, surface, distance=sharpness_distance, n_directions=sharpness_directions,
-                seed=seed + 1, batch_size=batch_size, progress=progress,
-            )
-        if "trajectory" in analyses:
-            if not checkpoints:
-                msg.warn("Skipping the trajectory: no checkpoints folder given.")
-            else:
-                result["trajectory"] = _trajectory(nlp, theta1, checkpoints, surface, grid_size, batch_size, progress)
-                traj = result["trajectory"]
-                figures["trajectory"] = str(plots.plot_landscape(
-                    traj["xs"], traj["ys"], numpy.asarray(traj["loss"]), output_dir / "trajectory.png",
-                    title=f"Optimisation trajectory over the {_name(splits, surface)} loss",
-                    xlabel=f"1st principal direction ({100 * traj['explained'][0]:.1f}% of variance)",
-                    ylabel=f"2nd principal direction ({100 * traj['explained'][1]:.1f}% of variance)",
-                    trajectory=traj["points"], trajectory_labels=[f"{s}" for s in traj["steps"]],
-                ))
+        for name in ANALYSES:
+            if name in analyses:
+                outcome = _ANALYSES[name](run)
+                if outcome is not None:
+                    result[name] = outcome
     finally:
         set_weights(nlp, theta1)
     # the standard json module keeps every digit of the floats
     (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf8")
     return result
+
+
+def _read_splits(nlp: Language, paths: Dict[str, Optional[Union[str, Path]]], n_examples: int, seed: int) -> Dict[str, list]:
+    """A seeded sample of ``n_examples`` examples of each split that has a path."""
+    return {split: read_examples(nlp, path, split=split, limit=n_examples, seed=seed)
+            for split, path in paths.items() if path is not None}
+
+
+@dataclass
+class _Run:
+    """What every analysis of one pipeline reads: the pipeline, θ0 and θ1, the examples, the settings."""
+
+    nlp: Language
+    output_dir: Path
+    theta0: Weights
+    theta1: Weights
+    splits: Dict[str, list]
+    surface: list  # the examples the landscapes are measured on
+    checkpoints: List[Path]
+    batch_size: int
+    seed: int
+    progress: bool
+    alphas: List[float]
+    grid_size: int
+    grid_range: float
+    sharpness_distance: float
+    sharpness_directions: int
+    figures: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def surface_name(self) -> str:
+        return _name(self.splits, self.surface)
+
+
+def _drift(run: _Run) -> dict:
+    drift = weight_drift(run.theta0, run.theta1)
+    run.figures["drift"] = str(plots.plot_drift(drift, run.output_dir / "drift.png"))
+    return drift
+
+
+def _interpolation(run: _Run) -> dict:
+    curves = interpolate(run.nlp, run.theta0, run.theta1, run.splits, run.alphas, batch_size=run.batch_size,
+                         progress=run.progress)
+    run.figures["interpolation"] = str(plots.plot_interpolation(curves, run.output_dir / "interpolation.png"))
+    return curves
+
+
+def _landscape(run: _Run) -> dict:
+    rng = numpy.random.default_rng(run.seed)
+    d1, d2 = random_direction(run.theta1, rng), random_direction(run.theta1, rng)
+    coords = numpy.linspace(-run.grid_range, run.grid_range, run.grid_size).tolist()
+    grid = landscape_2d(run.nlp, run.theta1, d1, d2, coords, coords, run.surface, batch_size=run.batch_size,
+                        progress=run.progress)
+    run.figures["landscape"] = str(plots.plot_landscape(
+        coords, coords, grid, run.output_dir / "landscape.png",
+        title=f"{run.surface_name} loss around the fine-tuned weights",
+    ))
+    return {"xs": coords, "ys": coords, "loss": grid.tolist(), "split": run.surface_name}
+
+
+def _sharpness(run: _Run) -> dict:
+    return sharpness(
+        run.nlp, run.theta1, run.surface, distance=run.sharpness_distance, n_directions=run.sharpness_directions,
+        seed=run.seed + 1, batch_size=run.batch_size, progress=run.progress,
+    )
+
+
+def _trajectory_analysis(run: _Run) -> Optional[dict]:
+    if not run.checkpoints:
+        msg.warn("Skipping the trajectory: no checkpoints folder given.")
+        return None
+    traj = _trajectory(run.nlp, run.theta1, run.checkpoints, run.surface, run.grid_size, run.batch_size, run.progress)
+    run.figures["trajectory"] = str(plots.plot_landscape(
+        traj["xs"], traj["ys"], numpy.asarray(traj["loss"]), run.output_dir / "trajectory.png",
+        title=f"Optimisation trajectory over the {run.surface_name} loss",
+        xlabel=f"1st principal direction ({100 * traj['explained'][0]:.1f}% of variance)",
+        ylabel=f"2nd principal direction ({100 * traj['explained'][1]:.1f}% of variance)",
+        trajectory=traj["points"], trajectory_labels=[f"{s}" for s in traj["steps"]],
+    ))
+    return traj
+
+
+# One function per analysis, run in the order of ANALYSES.
+_ANALYSES: Dict[str, Callable[[_Run], Optional[dict]]] = {
+    "drift": _drift, "interpolation": _interpolation, "landscape": _landscape, "sharpness": _sharpness,
+    "trajectory": _trajectory_analysis,
+}
 
 
 def _name(splits: Dict[str, list], surface: list) -> str:

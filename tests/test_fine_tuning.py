@@ -5,7 +5,7 @@ import torch
 from spacy.util import registry
 from thinc.api import Adam, Linear, PyTorchWrapper, chain
 
-from spacy_bert_tasks.training import configure_global_clip_adam
+from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
 
 def _torch_reference(weights, steps, lr=0.01, max_norm=1.0):

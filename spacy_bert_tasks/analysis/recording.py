@@ -1,4 +1,4 @@
-"""What ``spacy train`` must record for the analyses, and the from-scratch baseline.
+"""What ``spacy train`` must record for the analyses.
 
 - ``spacy_bert_tasks.save_weights.v1`` (``[training.before_update]``): saves the
   pipeline's weights every ``every`` steps as ``step-NNNNNN.safetensors``. It runs
@@ -7,10 +7,9 @@
 - ``spacy_bert_tasks.TrainingLog.v1`` (``[training.logger]``): spaCy's console
   table, plus one JSON line per evaluation (step, losses, score, scores).
 - ``instrument_config``: a copy of a training config with both set.
-- ``random_encoder``: an encoder folder with the same config and tokenizer as
-  another one but freshly initialised weights (training "from scratch").
+(The from-scratch baseline, an encoder folder with another's config and tokenizer
+and fresh weights, is ``pretraining.init_encoder.reinit_encoder``.)
 """
-import shutil
 import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Optional, Tuple, Union
@@ -109,26 +108,3 @@ def instrument_config(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     config.to_disk(output_path)
     return output_path
-
-
-def random_encoder(source: Union[str, Path], output: Union[str, Path], *, seed: int = 0) -> Path:
-    """Copy an encoder folder's config and tokenizer, with freshly initialised weights.
-
-    source (Union[str, Path]): a Hugging Face encoder folder.
-    output (Union[str, Path]): the folder to write (same shape, random weights).
-    seed (int): the seed of the initialisation.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    source, output = Path(source), Path(output)
-    if not (source / "config.json").is_file():
-        raise FileNotFoundError(f"{source} is not a Hugging Face encoder folder (no config.json).")
-    torch.manual_seed(seed)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(str(source)))
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output), safe_serialization=True)
-    for path in source.iterdir():
-        if path.is_file() and (path.name.startswith(("tokenizer", "vocab", "special_tokens", "merges"))):
-            shutil.copy(path, output / path.name)
-    return output
