@@ -108,7 +108,7 @@ register_task(Task(
 ))
 register_task(Task(
     "pair", "bert_textcat", "textcat", "categories (doc.cats)", _has_cats, _has_cats, _clear_cats,
-    scorer_keys=("cats_*",),
+    scorer_keys=("cats_*", "pair_*"),  # pair_* beside another classifier (textcat_scorer.v2, configs/joint.cfg)
     summary=(("pair_score", "pair"), ("pair_macro_auc", "pair macro AUC")),
     steps=("train-pair",),
 ))
@@ -121,7 +121,7 @@ register_task(Task(
 ))
 register_task(Task(
     "qa", "bert_qa", "qa", 'answers (doc.spans["answers"])', _has_answers, _carries_qa, _clear_qa,
-    scorer_keys=("qa_exact", "qa_f1"),
+    scorer_keys=("qa_exact", "qa_f1", "qa_has_ans_f1", "qa_no_ans_f1"),
     summary=(("qa_exact", "EM"), ("qa_f1", "F1")),
     evaluate=(("qa_exact", "QA EM"), ("qa_f1", "QA F1"), ("qa_has_ans_f1", "QA has-answer F1"),
               ("qa_no_ans_f1", "QA no-answer F1")),

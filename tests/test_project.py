@@ -9,6 +9,7 @@ import venv
 from pathlib import Path
 
 import pytest
+import srsly
 import spacy
 from spacy.tokens import DocBin, Span, SpanGroup
 from typer.testing import CliRunner
@@ -314,3 +315,15 @@ def test_joint_heads_learn_nothing_from_other_tasks_docs(joint_nlp, head, tmp_pa
             assert loss > 0 and not _zero(d_scores), eg.reference.text
         else:
             assert loss == 0 and _zero(d_scores), (head, eg.reference.text, loss)
+
+
+def test_every_task_declares_real_steps_and_its_own_scores():
+    """tasks.py: each Task's project commands exist, and its table metrics are scores its scorer writes."""
+    from spacy_bert_tasks.tasks import TASKS
+
+    commands = {command["name"] for command in srsly.read_yaml(ROOT / "project.yml")["commands"]}
+    for task in TASKS.values():
+        assert task.steps and set(task.steps) <= commands, task.name
+        for key, _ in (*task.summary, *task.evaluate):
+            assert any(key == k or (k.endswith("*") and key.startswith(k[:-1])) for k in task.scorer_keys), (task.name, key)
+        assert task.formats, task.name

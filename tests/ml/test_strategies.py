@@ -309,3 +309,29 @@ def test_sweep_table_puts_the_dev_scores_side_by_side(tmp_path):
     config.write_text("[training]\n\n[training.optimizer]\n@optimizers = \"Adam.v1\"\n\n[training.optimizer.learn_rate]\n"
                       "@schedules = \"warmup_linear.v1\"\ninitial_rate = 0.001\nwarmup_steps = 1\ntotal_steps = 2\n")
     assert learn_rate_key(config) == "training.optimizer.learn_rate.initial_rate"
+
+
+def test_sweep_command_reads_overrides_and_writes_the_table(tmp_path):
+    """`spacy-bert-tasks sweep`: finished runs are not trained again; the table is printed and written."""
+    import srsly
+    from typer.testing import CliRunner
+
+    from spacy_bert_tasks.cli import app
+    from spacy_bert_tasks.cli.app import parse_overrides
+
+    assert parse_overrides(["--paths.train", "a.spacy", "--training.max-steps=20", "--x.flag", "true"]) == {
+        "paths.train": "a.spacy", "training.max_steps": 20, "x.flag": True,
+    }
+    config = tmp_path / "plain.cfg"
+    config.write_text("[training]\n\n[training.optimizer]\n@optimizers = \"Adam.v1\"\nlearn_rate = 0.001\n")
+    for rate, score in (("0.0001", 0.5), ("0.001", 0.75)):
+        (tmp_path / "runs" / f"lr-{rate}" / "model-last").mkdir(parents=True)
+        srsly.write_json(tmp_path / "runs" / f"lr-{rate}" / "model-last" / "meta.json", {"performance": {"cats_score": score}})
+    table = tmp_path / "sweep.md"
+    result = CliRunner().invoke(app, ["sweep", str(config), str(tmp_path / "runs"), "--learn-rates", "1e-4,1e-3",
+                                      "--metric", "cats_score", "--table", str(table), "--paths.train", "unused.spacy"])
+    assert result.exit_code == 0, result.output
+    assert "| 0.001 | n/a | 0.7500 |" in result.output
+    assert table.read_text().splitlines()[2:] == ["| 0.0001 | n/a | 0.5000 |", "| 0.001 | n/a | 0.7500 |"]
+    bad = CliRunner().invoke(app, ["sweep", str(config), str(tmp_path / "runs"), "--learn-rates", "fast", "--metric", "x"])
+    assert bad.exit_code == 1 and "--learn-rates" in bad.output
