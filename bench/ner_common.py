@@ -2,7 +2,6 @@
 
 Not part of the package; imported by ``bench/ner_parity.py`` and ``bench/ner_speed.py``.
 """
-import random
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -10,6 +9,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
+
+from common import encoder_from_lines, subsample  # noqa: F401  (subsample: the benches import it from here)
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 
@@ -22,24 +23,10 @@ def read_conll(path: Path) -> List[Doc]:
     return docs
 
 
-def subsample(items: List, n: int, seed: int) -> List:
-    """``n`` items drawn without replacement (all of them when n <= 0), in a seeded order."""
-    items = list(items)
-    random.Random(seed).shuffle(items)
-    return items if n <= 0 else items[:n]
-
-
 def make_encoder(train: Sequence[Doc], workdir: Path, size: str, vocab_size: int = 8000) -> Path:
     """An encoder made by ``spacy-bert-tasks init-encoder`` on the training sentences (random weights)."""
-    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
-
-    output = workdir / f"encoder-{size}"
-    if (output / "config.json").exists():
-        return output
-    workdir.mkdir(parents=True, exist_ok=True)
-    text = workdir / "conll_train.txt"
-    text.write_text("\n".join(doc.text for doc in train) + "\n", encoding="utf8")
-    return init_encoder([text], output, size=size, vocab_size=vocab_size, max_positions=512)
+    return encoder_from_lines((doc.text for doc in train), workdir / "conll_train.txt", workdir / f"encoder-{size}",
+                              size, vocab_size)
 
 
 def encoder_command(workdir: Path, size: str, vocab_size: int = 8000) -> str:

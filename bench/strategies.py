@@ -26,8 +26,9 @@ from spacy.tokens import Doc
 from spacy.training import Example, iob_to_biluo
 from thinc.api import Adam, Optimizer, fix_random_seed
 
-from spacy_bert_tasks.pretraining.init_encoder import init_encoder
 from spacy_bert_tasks.fine_tuning import configure_layerwise_adam, trainable_summary
+
+from common import encoder_from_lines  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADS = {"sst2": ("bert_textcat", "cats_score"), "conll": ("bert_ner", "ents_f")}
@@ -150,9 +151,7 @@ def print_table(title: str, rows: List[Dict[str, Any]], baseline: str) -> None:
 
 
 def make_encoder(size: str, texts: List[str], folder: Path) -> Path:
-    corpus = folder / f"text-{size}.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf8")
-    return init_encoder([corpus], folder / size, size=size, vocab_size=4000, max_positions=512)
+    return encoder_from_lines(texts, folder / f"text-{size}.txt", folder / size, size, 4000)
 
 
 def speed(encoder: Path, examples: List[Example], batch_size: int, repeats: int) -> Dict[str, float]:

@@ -3,9 +3,10 @@
 Not part of the package; imported by ``bench/textcat_parity.py`` and ``bench/textcat_speed.py``.
 """
 import csv
-import random
 from pathlib import Path
 from typing import List, NamedTuple, Optional
+
+from common import encoder_from_lines, subsample  # noqa: F401  (subsample: the benches import it from here)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 POSITIVE = "1"  # GLUE's label for a positive review (SST-2) and a paraphrase (MRPC)
@@ -38,25 +39,11 @@ def read_glue(task: str, split: str, data_dir: Path = DATA) -> List[Item]:
     raise ValueError(f"Unknown task {task!r}: use sst2 or mrpc.")
 
 
-def subsample(items: List, n: int, seed: int) -> List:
-    """``n`` items drawn without replacement (all of them when n <= 0), in a seeded order."""
-    items = list(items)
-    random.Random(seed).shuffle(items)
-    return items if n <= 0 else items[:n]
-
-
 def make_encoder(items: List[Item], workdir: Path, name: str, size: str, vocab_size: int = 8000) -> Path:
     """An encoder made by ``spacy-bert-tasks init-encoder`` on the items' texts (random weights)."""
-    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
-
-    output = Path(workdir) / f"encoder-{name}-{size}"
-    if (output / "config.json").exists():
-        return output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    text_file = Path(workdir) / f"{name}-train-text.txt"
     lines = [item.text for item in items] + [item.pair for item in items if item.pair]
-    text_file.write_text("\n".join(lines) + "\n", encoding="utf8")
-    return init_encoder([text_file], output, size=size, vocab_size=vocab_size, max_positions=512)
+    return encoder_from_lines(lines, Path(workdir) / f"{name}-train-text.txt", Path(workdir) / f"encoder-{name}-{size}",
+                              size, vocab_size)
 
 
 def accuracy_and_f1(gold: List[str], predicted: List[str], positive: str = POSITIVE) -> tuple:

@@ -1,0 +1,28 @@
+"""What every benchmark shares: seeded subsamples and encoders made offline by ``init-encoder``."""
+import random
+from pathlib import Path
+from typing import Iterable, List
+
+
+def subsample(items: Iterable, n: int, seed: int) -> List:
+    """``n`` items drawn without replacement (all of them when n <= 0), in a seeded order."""
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items if n <= 0 else items[:n]
+
+
+def encoder_from_lines(lines: Iterable[str], text_file: Path, output: Path, size: str, vocab_size: int) -> Path:
+    """An encoder made by ``spacy-bert-tasks init-encoder`` on ``lines`` (random weights), once per ``output``.
+
+    The lines are written to ``text_file`` first (the file ``init-encoder`` reads; the
+    benches print the command that rebuilds the encoder from it).
+    """
+    from spacy_bert_tasks.pretraining.init_encoder import init_encoder
+
+    output, text_file = Path(output), Path(text_file)
+    if (output / "config.json").exists():
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text_file.parent.mkdir(parents=True, exist_ok=True)
+    text_file.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return init_encoder([text_file], output, size=size, vocab_size=vocab_size, max_positions=512)
