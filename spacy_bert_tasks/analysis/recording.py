@@ -25,7 +25,7 @@ LOGGER = "spacy_bert_tasks.TrainingLog.v1"
 
 
 @registry.callbacks(WEIGHTS_CALLBACK)
-def make_save_weights(output_dir: str, every: int = 100) -> Callable[[Language, Dict[str, Any]], None]:
+def configure_save_weights(output_dir: str, every: int = 100) -> Callable[[Language, Dict[str, Any]], None]:
     """A ``before_update`` callback that saves the weights every ``every`` steps.
 
     output_dir (str): folder for ``step-NNNNNN.safetensors`` files.
@@ -44,7 +44,7 @@ def make_save_weights(output_dir: str, every: int = 100) -> Callable[[Language, 
 
 
 @registry.loggers(LOGGER)
-def make_training_log(path: str, console: bool = True) -> Callable:
+def configure_training_log(path: str, console: bool = True) -> Callable:
     """spaCy's console logger plus a JSON-lines file with one row per evaluation.
 
     path (str): the ``.jsonl`` file to write (overwritten when training starts).

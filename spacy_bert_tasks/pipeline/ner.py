@@ -13,7 +13,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model
+from thinc.api import CategoricalCrossentropy, Config, Model
 from thinc.types import Ragged
 
 from ..ml.encoder import ranges
@@ -21,7 +21,7 @@ from ..scoring import score_ner
 from ..tagging import OUTSIDE, argmax_repair, transition_masks, viterbi_decode_batch
 from .base import BertTaskPipe
 
-DEFAULT_NER_MODEL = """
+DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_bert_tasks.NER.v1"
 dropout = 0.1
@@ -31,7 +31,7 @@ grad_factor = 1.0
 @architectures = "spacy_bert_tasks.Listener.v1"
 upstream = "*"
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_NER_MODEL)["model"]
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 ALIGNMENTS = ("first", "all")
 DECODINGS = ("viterbi", "argmax")
@@ -161,9 +161,8 @@ class BertNER(BertTaskPipe):
         if len(rows) == 0:
             return 0.0, Ragged(d_scores, scores.lengths)
         rows_xp, targets_xp = xp.asarray(rows), xp.asarray(targets)
-        d_scores[rows_xp] = probs[rows_xp]
-        d_scores[rows_xp, targets_xp] -= 1.0
-        d_scores /= len(rows)
+        # thinc's cross-entropy gradient at the trained pieces: (probs - one-hot) / n.
+        d_scores[rows_xp] = CategoricalCrossentropy(normalize=True).get_grad(probs[rows_xp], targets_xp)
         picked = self.model.ops.to_numpy(probs[rows_xp, targets_xp])
         loss = float(-numpy.log(numpy.maximum(picked, 1e-12)).mean())
         return loss, Ragged(d_scores, scores.lengths)

@@ -41,7 +41,7 @@ from ..ml.qa import WindowLogits, decode_spans, span_loss, window_targets
 from ..scoring import score_qa  # noqa: F401  (registers spacy_bert_tasks.qa_scorer.v1)
 from .base import BertTaskPipe
 
-DEFAULT_QA_MODEL = """
+DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_bert_tasks.QA.v1"
 grad_factor = 1.0
@@ -50,7 +50,7 @@ grad_factor = 1.0
 @architectures = "spacy_bert_tasks.Listener.v1"
 upstream = "*"
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_QA_MODEL)["model"]
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
 @Language.factory(

@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.util import fix_random_seed
 
-from spacy_bert_tasks.analysis.recording import make_save_weights
+from spacy_bert_tasks.analysis.recording import configure_save_weights
 
 from ..conftest import encoder_config
 from ..toy_head import FACTORY as TOY_FACTORY
@@ -50,7 +50,7 @@ def trained(tiny_encoder, tmp_path_factory) -> Dict[str, object]:
     nlp.add_pipe(TOY_FACTORY, name="textcat", config={"decoded": True})
     train = make_examples(nlp, TRAIN)
     optimizer = nlp.initialize(lambda: train)
-    save = make_save_weights(str(root / "checkpoints"), every=EVERY)
+    save = configure_save_weights(str(root / "checkpoints"), every=EVERY)
     for step in range(N_STEPS):
         save(nlp, {"step": step, "epoch": 0})
         nlp.update(train, sgd=optimizer, drop=0.0)

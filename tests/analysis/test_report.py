@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from spacy_bert_tasks.analysis.losses import TOTAL, pipeline_loss, read_examples
 from spacy_bert_tasks.analysis.params import get_weights, load_weights, set_weights
 from spacy_bert_tasks.analysis.analyze import analyze_pipeline, compare_runs
-from spacy_bert_tasks.analysis.recording import instrument_config, make_training_log
+from spacy_bert_tasks.analysis.recording import configure_training_log, instrument_config
 from spacy_bert_tasks.pretraining.init_encoder import reinit_encoder
 from spacy_bert_tasks.cli import app
 
@@ -126,7 +126,7 @@ def test_instrumented_config_and_logger(trained, tmp_path):
     config = load_config(tmp_path / "out.cfg", interpolate=False)
     assert config["training"]["before_update"] == {"@callbacks": "spacy_bert_tasks.save_weights.v1", "output_dir": "ckpt", "every": 50}
     assert config["training"]["logger"]["@loggers"] == "spacy_bert_tasks.TrainingLog.v1"
-    log_step, finalize = make_training_log(str(tmp_path / "log.jsonl"), console=False)(nlp)
+    log_step, finalize = configure_training_log(str(tmp_path / "log.jsonl"), console=False)(nlp)
     log_step(None)
     log_step({"step": 10, "epoch": 1, "losses": {"transformer": 0.25, "textcat": 2.5}, "score": 0.5, "other_scores": {"cats_score": 0.5, "per": {}}, "seconds": 3, "words": 9})
     finalize()
