@@ -1,4 +1,4 @@
-"""``spacy-bert-tasks convert`` (spacy_bert_tasks/cli.py)."""
+"""``spacy-bert-tasks convert`` (spacy_bert_tasks/cli/corpora.py) and its table of formats (corpus/converters.py)."""
 import json
 import re
 
@@ -172,3 +172,17 @@ def test_convert_a_folder_or_an_empty_file_names_the_fault(tmp_path):
         result = runner.invoke(app, ["convert", str(empty), str(tmp_path / "x.spacy"), *extra])
         assert result.exit_code == 1 and has(result, f"{empty}: empty file"), result.output
         assert not (tmp_path / "x.spacy").exists()
+
+
+def test_help_and_errors_name_every_format_of_the_table(tmp_path):
+    """The formats come from one table: --help lists them, an unknown one is refused with the list."""
+    from spacy_bert_tasks.corpus.converters import CONVERTERS
+
+    result = runner.invoke(app, ["convert", "--help"])
+    assert result.exit_code == 0
+    for name, fmt in CONVERTERS.items():
+        assert has(result, name) and has(result, fmt.description), name
+    path = tmp_path / "in.conll"
+    path.write_text(CONLL, encoding="utf8")
+    bad = runner.invoke(app, ["convert", str(path), str(tmp_path / "out.spacy"), "--format", "xml"])
+    assert bad.exit_code == 1 and has(bad, ", ".join(CONVERTERS))
