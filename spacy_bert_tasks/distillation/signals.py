@@ -49,7 +49,7 @@ def textcat_signal(head: BertTextCategorizer, docs: List[Doc], student: Floats2d
     """Distil the class probabilities of the docs the head reads (pair models: docs with a pair)."""
     ops = head.model.ops
     s, t = ops.to_numpy(student).astype("float64"), ops.to_numpy(teacher).astype("float64")
-    rows = numpy.asarray([len(doc) > 0 and not head._lacks_pair(doc, always=True) for doc in docs], dtype=bool)
+    rows = numpy.asarray([len(doc) > 0 and not head.lacks_pair(doc, always=True) for doc in docs], dtype=bool)
     d = numpy.zeros_like(s)
     if not rows.any():
         return 0.0, ops.asarray2f(d.astype("float32"))

@@ -146,7 +146,7 @@ class BertTextCategorizer(BertTaskPipe):
         """Write each label's score to ``doc.cats``."""
         scores = self.model.ops.to_numpy(scores)
         for doc, row in zip(docs, scores):
-            if self._lacks_pair(doc):  # missing_pair = "skip"
+            if self.lacks_pair(doc):  # missing_pair = "skip"
                 continue
             for label, score in zip(self.labels, row):
                 doc.cats[label] = float(score)
@@ -247,7 +247,7 @@ class BertTextCategorizer(BertTaskPipe):
         mask = numpy.zeros((len(examples), len(index)), dtype="f")
         for i, eg in enumerate(examples):
             cats = eg.reference.cats
-            if self.cfg["pairs"] and annotated_for(cats, self.labels) and self._lacks_pair(eg.predicted, always=True):
+            if self.cfg["pairs"] and annotated_for(cats, self.labels) and self.lacks_pair(eg.predicted, always=True):
                 self._raise_missing_pair(eg.predicted, "training")
             for label, value in cats.items():
                 if not 0.0 <= value <= 1.0:
@@ -294,7 +294,7 @@ class BertTextCategorizer(BertTaskPipe):
             )
         return n_pairs > 0
 
-    def _lacks_pair(self, doc: Doc, always: bool = False) -> bool:
+    def lacks_pair(self, doc: Doc, always: bool = False) -> bool:
         """A pair model's doc with text but no (or a blank) text pair (only in "skip" mode unless ``always``)."""
         if not self.cfg["pairs"] or not doc.text.strip() or doc_input(doc, TEXT_PAIR) is not None:
             return False
@@ -303,7 +303,7 @@ class BertTextCategorizer(BertTaskPipe):
     def _check_pairs(self, docs: List[Doc]) -> None:
         if self.cfg["pairs"] and self.cfg["missing_pair"] == "error":
             for doc in docs:
-                if self._lacks_pair(doc, always=True):
+                if self.lacks_pair(doc, always=True):
                     self._raise_missing_pair(doc, "prediction")
 
     def _raise_missing_pair(self, doc: Doc, stage: str) -> None:
