@@ -258,7 +258,7 @@ def pretrain(
         report_to=[] if report_to == "none" else [report_to],
         disable_tqdm=not show_progress,
         remove_unused_columns=False,  # keep word_start for the collators
-        prediction_loss_only=True,
+        prediction_loss_only=False,  # predictions for masked_accuracy (argmax ids only: predicted_tokens)
         label_names=["labels"],
         ddp_find_unused_parameters=False,
         save_safetensors=True,
@@ -349,6 +349,8 @@ def pretrain(
         data_collator=SeededCollator(collator, seed=seed, process_index=args.process_index, start=done),
         processing_class=tokenizer,
         callbacks=[CheckpointMarker(), *(callbacks or [])],
+        compute_metrics=masked_accuracy,
+        preprocess_logits_for_metrics=predicted_tokens,
     )
     start = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
     result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
@@ -371,6 +373,8 @@ def pretrain(
         "eval_loss_after": end.get("eval_loss"),
         "perplexity_before": start.get("eval_perplexity"),
         "perplexity_after": end.get("eval_perplexity"),
+        "masked_accuracy_before": start.get("eval_masked_accuracy"),
+        "masked_accuracy_after": end.get("eval_masked_accuracy"),
         "train_runtime_s": result.metrics.get("train_runtime"),
         "processes": args.world_size,
         "loading": loading.to_dict(),
@@ -385,6 +389,31 @@ def pretrain(
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
         logger.info("Wrote the encoder and %s to %s", METRICS_FILE, output_dir)
     return metrics
+
+
+def predicted_tokens(logits: Any, labels: torch.Tensor) -> torch.Tensor:
+    """The predicted piece at every position of the batch (argmax), so evaluation keeps ids, not logits.
+
+    A masked-positions head (model.py) returns logits for the masked positions only,
+    in row-major order; they go back to their places, -100 elsewhere, so batches
+    concatenate as Trainer expects.
+    """
+    logits = logits[0] if isinstance(logits, (tuple, list)) else logits  # MLM + NSP heads: the MLM logits
+    labels = labels[0] if isinstance(labels, (tuple, list)) else labels
+    if logits.dim() == 2:
+        placed = torch.full_like(labels, -100)
+        placed[labels != -100] = logits.argmax(dim=-1)
+        return placed
+    return logits.argmax(dim=-1)
+
+
+def masked_accuracy(prediction: Any) -> Dict[str, float]:
+    """Share of the held-out masked positions whose original piece the head predicts (as run_mlm.py reports)."""
+    predicted, labels = prediction.predictions, prediction.label_ids
+    predicted = predicted[0] if isinstance(predicted, (tuple, list)) else predicted
+    labels = labels[0] if isinstance(labels, (tuple, list)) else labels  # NSP adds next_sentence_label
+    scored = labels != -100
+    return {"masked_accuracy": float((predicted[scored] == labels[scored]).mean()) if scored.any() else 0.0}
 
 
 def perplexity(loss: float) -> float:
