@@ -144,10 +144,13 @@ def main() -> None:
     print(f"stage 2, CRAFT adaptation ({args.objective}): {stage2['steps']} steps in {adapt_time / 60:.1f} min "
           f"({adapt_cpu / 60:.1f} CPU min, torch threads {torch_threads}); "
           f"{stage2['eval_sequences']} held-out sequences from the test articles")
-    print(f"  held-out CRAFT perplexity: {before:.2f} -> {after:.2f} ({(after / before - 1) * 100:+.1f}%)")
+    print(f"  held-out CRAFT perplexity: {before:.2f} -> {after:.2f} ({(after / before - 1) * 100:+.1f}%); "
+          f"masked-token accuracy {stage2['masked_accuracy_before']:.1%} -> {stage2['masked_accuracy_after']:.1%}")
     if control is not None:
         print(f"  control, same budget on general text instead: {control['perplexity_before']:.2f} -> "
-              f"{control['perplexity_after']:.2f} ({(control['perplexity_after'] / before - 1) * 100:+.1f}%)")
+              f"{control['perplexity_after']:.2f} ({(control['perplexity_after'] / before - 1) * 100:+.1f}%); "
+              f"masked-token accuracy {control['masked_accuracy_after']:.1%}")
+        print(f"  adaptation against the control: perplexity {after / control['perplexity_after']:.2f}x the control's")
     if stage2["vocab_added"]:
         print(f"  {len(stage2['vocab_added'])} words added to the vocabulary, e.g. {', '.join(stage2['vocab_added'][:8])}")
     command = [f"OMP_NUM_THREADS={torch_threads}"] if "OMP_NUM_THREADS" in os.environ else []

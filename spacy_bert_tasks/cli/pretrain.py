@@ -86,6 +86,7 @@ def pretrain_cli(
     if metrics.get("perplexity_before") is not None:
         msg.info(
             f"Held-out perplexity {metrics['perplexity_before']:.2f} -> {metrics['perplexity_after']:.2f} "
-            f"after {metrics['steps']} steps"
+            f"after {metrics['steps']} steps; masked-token accuracy {metrics['masked_accuracy_before']:.1%} -> "
+            f"{metrics['masked_accuracy_after']:.1%}"
         )
     msg.good(f"Wrote the pretrained encoder to {output}")

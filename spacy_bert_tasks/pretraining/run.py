@@ -37,6 +37,8 @@ from .trainer import (  # noqa: F401  (COMPLETE_FILE: the marker tests look for)
     checkpoint_step,
     is_complete_checkpoint,
     list_checkpoints,
+    masked_accuracy,
+    predicted_tokens,
     remove_run,
 )
 
@@ -92,6 +94,8 @@ def pretrain(
         data_collator=SeededCollator(collator, seed=s.seed, process_index=args.process_index, start=done),
         processing_class=start.tokenizer,
         callbacks=[CheckpointMarker(), *(callbacks or [])],
+        compute_metrics=masked_accuracy,
+        preprocess_logits_for_metrics=predicted_tokens,
     )
     before = _start_metrics(trainer, checkpoint_dir, resuming=last_checkpoint is not None, is_main=is_main)
     result = trainer.train(resume_from_checkpoint=str(last_checkpoint) if last_checkpoint else None)
@@ -142,7 +146,7 @@ def _training_arguments(s: PretrainSettings, checkpoint_dir: Path) -> TrainingAr
         report_to=[] if s.report_to == "none" else [s.report_to],
         disable_tqdm=not s.show_progress,
         remove_unused_columns=False,  # keep word_start for the collators
-        prediction_loss_only=True,
+        prediction_loss_only=False,  # predictions for masked_accuracy (argmax ids only: predicted_tokens)
         label_names=["labels"],
         ddp_find_unused_parameters=False,
         save_safetensors=True,
@@ -213,6 +217,8 @@ def _metrics(s: PretrainSettings, start: RunStart, trainer: Trainer, result: Any
         "eval_loss_after": after.get("eval_loss"),
         "perplexity_before": before.get("eval_perplexity"),
         "perplexity_after": after.get("eval_perplexity"),
+        "masked_accuracy_before": before.get("eval_masked_accuracy"),
+        "masked_accuracy_after": after.get("eval_masked_accuracy"),
         "train_runtime_s": result.metrics.get("train_runtime"),
         "processes": trainer.args.world_size,
         "loading": start.loading.to_dict(),

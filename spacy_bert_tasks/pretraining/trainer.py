@@ -101,6 +101,31 @@ class CheckpointMarker(TrainerCallback):
         return control
 
 
+def predicted_tokens(logits: Any, labels: torch.Tensor) -> torch.Tensor:
+    """The predicted piece at every position of the batch (argmax), so evaluation keeps ids, not logits.
+
+    A masked-positions head (model.py) returns logits for the masked positions only,
+    in row-major order; they go back to their places, -100 elsewhere, so batches
+    concatenate as Trainer expects.
+    """
+    logits = logits[0] if isinstance(logits, (tuple, list)) else logits  # MLM + NSP heads: the MLM logits
+    labels = labels[0] if isinstance(labels, (tuple, list)) else labels
+    if logits.dim() == 2:
+        placed = torch.full_like(labels, -100)
+        placed[labels != -100] = logits.argmax(dim=-1)
+        return placed
+    return logits.argmax(dim=-1)
+
+
+def masked_accuracy(prediction: Any) -> Dict[str, float]:
+    """Share of the held-out masked positions whose original piece the head predicts (as run_mlm.py reports)."""
+    predicted, labels = prediction.predictions, prediction.label_ids
+    predicted = predicted[0] if isinstance(predicted, (tuple, list)) else predicted
+    labels = labels[0] if isinstance(labels, (tuple, list)) else labels  # NSP adds next_sentence_label
+    scored = labels != -100
+    return {"masked_accuracy": float((predicted[scored] == labels[scored]).mean()) if scored.any() else 0.0}
+
+
 def perplexity(loss: float) -> float:
     """exp(loss), infinite rather than an overflow."""
     return math.exp(loss) if loss < 700 else float("inf")

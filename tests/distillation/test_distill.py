@@ -63,18 +63,14 @@ def distilled(teacher_dir, tmp_path_factory):
 
 
 def test_distillation_lowers_divergence(teacher_dir, distilled):
-    """The 1-layer student (the teacher's layer 0) moves towards the teacher's textcat and NER outputs.
-
-    Its QA distributions start (and stay) within ~1e-4 of the teacher's: there is nothing to lower.
-    """
+    """The 1-layer student (the teacher's layer 0) moves towards the teacher's outputs on every head."""
     output, _ = distilled
     teacher = spacy.load(teacher_dir / "model")
     before = divergence(teacher, make_student(teacher_dir / "model", n_layers=1), probe_docs(teacher))
     after = divergence(teacher, spacy.load(output), probe_docs(teacher))
     assert set(after) == {"bert_textcat", "bert_ner", "bert_qa"}
-    for name in ("bert_textcat", "bert_ner"):
+    for name in ("bert_textcat", "bert_ner", "bert_qa"):
         assert after[name] < 0.5 * before[name], (name, before, after)
-    assert after["bert_qa"] < 1e-3
 
 
 def test_narrow_student_learns_ner_and_qa(teacher_dir, narrow_encoder, tmp_path):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import numpy
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -42,6 +43,8 @@ def test_cli_adapts_an_encoder(tmp_path, tiny_encoder, sample_text_file):
     metrics = json.loads((out / "pretrain_metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["objective"] == "wwm"
     assert metrics["perplexity_before"] > 1 and metrics["perplexity_after"] > 1
+    assert 0.0 <= metrics["masked_accuracy_before"] <= 1.0 and 0.0 <= metrics["masked_accuracy_after"] <= 1.0
+    assert "masked-token accuracy" in " ".join(result.output.split())  # msg wraps long lines
     assert metrics["loading"]["n_loaded"] > 0 and "cls.predictions.bias" in metrics["loading"]["newly_initialised"]
     assert 0 < len(metrics["vocab_added"]) <= 5
     # A plain Hugging Face folder for paths.encoder.
@@ -189,3 +192,23 @@ def test_torchrun_two_processes(tmp_path, tiny_encoder, sample_text_file):
     metrics = json.loads((out / "pretrain_metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["steps"] == 4
     assert metrics["perplexity_after"] is not None
+
+
+def test_masked_accuracy_counts_masked_positions_only():
+    from transformers import EvalPrediction
+
+    from spacy_bert_tasks.pretraining.trainer import masked_accuracy, predicted_tokens
+
+    logits = torch.tensor([[[0.1, 2.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 5.0, 0.0]]])
+    labels = torch.tensor([[1, -100, 0, -100]])  # two masked positions: one right, one wrong
+    predicted = predicted_tokens(logits, labels)
+    assert predicted.tolist() == [[1, 0, 2, 1]]
+    assert masked_accuracy(EvalPrediction(predicted.numpy(), labels.numpy())) == {"masked_accuracy": 0.5}
+    # With NSP the model returns (MLM logits, NSP logits) and the labels come as a pair too.
+    assert predicted_tokens((logits, torch.zeros(1, 2)), labels).tolist() == [[1, 0, 2, 1]]
+    nsp = EvalPrediction(predicted.numpy(), (labels.numpy(), numpy.array([0])))
+    assert masked_accuracy(nsp) == {"masked_accuracy": 0.5}
+    # The masked-positions head returns logits for the masked positions only: put back in place.
+    placed = predicted_tokens(logits[0, [0, 2]], labels)
+    assert placed.tolist() == [[1, -100, 2, -100]]
+    assert masked_accuracy(EvalPrediction(placed.numpy(), labels.numpy())) == {"masked_accuracy": 0.5}
