@@ -10,48 +10,24 @@ given back each step: about 940 MB throughout). Nothing references that memory:
 ``malloc_trim`` releases it. The encoder calls ``release_freed_memory`` at the
 start of each training pass, at most once per ``MIN_INTERVAL_S`` CPU seconds,
 so a tiny encoder's fast steps pay for a trim every few steps, not each one.
-
-Trimming returns whole free pages only; blocks freed between live ones still
-fragment the heap, and the resident memory swung by ±10% from one step to the
-next (1,151 MB at update 100, 1,459 MB at update 1,000). So the first training
-pass also fixes the mmap threshold at 1 MB (``fix_mmap_threshold``): larger
-blocks, the tensors, are always mapped and unmapped, and never sit in the heap.
-Elsewhere than glibc (macOS, musl) both do nothing.
+Elsewhere than glibc (macOS, musl) it does nothing.
 """
 import ctypes
-import os
 import time
 from typing import Callable, Optional
 
 MIN_INTERVAL_S = 1.0
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
-MMAP_THRESHOLD_BYTES = 1 << 20
 
 
-def _load_libc(name: str) -> Optional[Callable[..., int]]:
+def _load_malloc_trim() -> Optional[Callable[[int], int]]:
     try:
-        return getattr(ctypes.CDLL("libc.so.6"), name)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None
 
 
-_MALLOC_TRIM = _load_libc("malloc_trim")
-_MALLOPT = _load_libc("mallopt")
+_MALLOC_TRIM = _load_malloc_trim()
 _last_trim = float("-inf")
-_threshold_fixed = False
-
-
-def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Map every block over ``threshold_bytes``, once per process, instead of glibc's threshold that rises to 32 MB.
-
-    Left alone where ``GLIBC_TUNABLES`` sets the threshold: that is the user's choice.
-    RETURNS (bool): whether the threshold was set now.
-    """
-    global _threshold_fixed
-    if _threshold_fixed or _MALLOPT is None or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
-        return False
-    _threshold_fixed = True
-    return bool(_MALLOPT(M_MMAP_THRESHOLD, threshold_bytes))
 
 
 def release_freed_memory(min_interval_s: float = MIN_INTERVAL_S) -> bool:
