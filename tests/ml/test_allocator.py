@@ -61,18 +61,3 @@ def test_release_is_rate_limited(monkeypatch):
     assert not allocator.release_freed_memory(min_interval_s=3600)
     assert allocator.release_freed_memory(min_interval_s=0)
     assert calls == [0, 0]
-
-
-def test_encoder_gives_memory_back_after_each_update(make_nlp, monkeypatch):
-    """nlp.update ends with the encoder's finish_update, which trims once the optimizer has stepped."""
-    nlp = make_nlp()
-    nlp.add_pipe("bert_ner")
-    doc = nlp.make_doc("Alice Smith visited Globex.")
-    examples = [Example.from_dict(doc, {"entities": [(0, 11, "PER"), (20, 26, "ORG")]})]
-    optimizer = nlp.initialize(lambda: examples)
-    nlp.update(examples, sgd=optimizer)
-    calls = []
-    monkeypatch.setattr(allocator, "_MALLOC_TRIM", calls.append)
-    monkeypatch.setattr(allocator, "_last_trim", float("-inf"))
-    nlp.get_pipe("transformer").finish_update(optimizer)
-    assert calls == [0]

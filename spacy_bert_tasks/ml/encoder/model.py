@@ -15,7 +15,7 @@ from spacy_transformers.data_classes import FullTransformerBatch, HFObjects
 from spacy_transformers.layers.hf_wrapper import HFWrapper
 from spacy_transformers.layers.split_trf import split_trf_batch
 from spacy_transformers.layers.transformer_model import set_pytorch_transformer
-from thinc.api import Model, Optimizer, chain
+from thinc.api import Model, chain
 from transformers import AutoModel
 from transformers.modeling_outputs import ModelOutput
 
@@ -81,15 +81,6 @@ class EncoderModel(Model):
         }
         super().__init__("transformer", forward, init=init or init_encoder_model,
                          layers=[HFWrapper(hf_model, model_cls=network_cls)], dims={"nO": None}, attrs=attrs)
-
-    def finish_update(self, optimizer: Optimizer) -> None:
-        """Step the weights, then give the memory the step freed back to the OS (ml/allocator.py).
-
-        The step's activations and gradients are gone by now, so the resident memory
-        between steps is what training holds, not what the last batch's shape left.
-        """
-        super().finish_update(optimizer)
-        release_freed_memory()
 
     @property
     def tokenizer(self) -> Any:
