@@ -120,7 +120,6 @@ def predicted_tokens(logits: Any, labels: torch.Tensor) -> torch.Tensor:
 def masked_accuracy(prediction: Any) -> Dict[str, float]:
     """Share of the held-out masked positions whose original piece the head predicts (as run_mlm.py reports)."""
     predicted, labels = prediction.predictions, prediction.label_ids
-    predicted = predicted[0] if isinstance(predicted, (tuple, list)) else predicted
     labels = labels[0] if isinstance(labels, (tuple, list)) else labels  # NSP adds next_sentence_label
     scored = labels != -100
     return {"masked_accuracy": float((predicted[scored] == labels[scored]).mean()) if scored.any() else 0.0}
