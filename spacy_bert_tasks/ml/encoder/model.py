@@ -1,7 +1,8 @@
 """The encoder model: ``spacy_bert_tasks.Encoder.v1``, its init and forward pass.
 
 Built with thinc's ``Model(name, forward, init=...)``; the network sits in
-spacy-transformers' HF wrapper, which serialises it. Windows come from
+spacy-transformers' HF wrapper, which serialises it (with the in-place
+optimizer step of ``shim.py``). Windows come from
 ``windows.py``, the network runs in ``runner.py``, the output is ``batch.EncoderBatch``.
 """
 import copy
@@ -12,7 +13,6 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import FullTransformerBatch, HFObjects
-from spacy_transformers.layers.hf_wrapper import HFWrapper
 from spacy_transformers.layers.split_trf import split_trf_batch
 from spacy_transformers.layers.transformer_model import set_pytorch_transformer
 from thinc.api import Model, chain
@@ -25,6 +25,7 @@ from .hf import load_hf_encoder
 from .layout import SpecialLayout
 from .runner import max_positions, run_transformer
 from .settings import WINDOW_SETTINGS, EncoderSettings, takes_encoder_settings
+from .shim import encoder_wrapper
 from .windows import encode_windows
 
 
@@ -80,7 +81,7 @@ class EncoderModel(Model):
             "replace_listener_cfg": replace_listener_cfg,
         }
         super().__init__("transformer", forward, init=init or init_encoder_model,
-                         layers=[HFWrapper(hf_model, model_cls=network_cls)], dims={"nO": None}, attrs=attrs)
+                         layers=[encoder_wrapper(hf_model, network_cls)], dims={"nO": None}, attrs=attrs)
 
     @property
     def tokenizer(self) -> Any:

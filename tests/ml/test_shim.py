@@ -1,0 +1,80 @@
+"""The encoder's optimizer step: thinc's update, written into each parameter's own tensor (ml/encoder/shim.py)."""
+import gc
+import random
+
+import pytest
+import torch
+from spacy.training import Example
+from spacy.util import registry
+from spacy_transformers.layers.hf_shim import HFShim
+from thinc.api import Adam
+
+from spacy_bert_tasks.ml.encoder.shim import EncoderShim
+
+
+def _shim(nlp):
+    return nlp.get_pipe("transformer").model.layers[0].shims[0]
+
+
+def _live_tensors() -> int:
+    gc.collect()
+    return sum(issubclass(type(obj), torch.Tensor) for obj in gc.get_objects())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "global_clip"])
+def test_step_matches_thinc(make_nlp, optimizer):
+    """Same gradients, same optimizer settings: the same weights as thinc's own step, to the bit."""
+    nlp = make_nlp()
+    nlp.initialize()
+    shim = _shim(nlp)
+    assert isinstance(shim, EncoderShim)
+    params = dict(shim._model.named_parameters())
+    start = {name: param.detach().clone() for name, param in params.items()}
+    generator = torch.Generator().manual_seed(0)
+    grads = {name: torch.randn(param.shape, generator=generator) for name, param in params.items()}
+
+    def step(finish_update) -> dict:
+        if optimizer == "global_clip":  # keeps the step's gradients and applies them in step_schedules()
+            sgd = registry.optimizers.get("spacy_bert_tasks.GlobalClipAdam.v1")(0.01, max_grad_norm=1.0, use_averages=False)
+        else:
+            sgd = Adam(0.01, use_averages=False)
+        for _ in range(3):
+            for name, param in shim._model.named_parameters():
+                param.grad = grads[name].clone()
+            finish_update(shim, sgd)
+            sgd.step_schedules()
+        after = {name: param.detach().clone() for name, param in shim._model.named_parameters()}
+        for name, param in shim._model.named_parameters():
+            param.data = start[name].clone()
+        return after
+
+    ours, thinc = step(EncoderShim.finish_update), step(HFShim.finish_update)
+    assert any(not torch.equal(ours[name], start[name]) for name in start), "the step changed nothing"
+    for name in start:
+        assert torch.equal(ours[name], thinc[name]), name
+        assert params[name].grad is None or not params[name].grad.any()
+
+
+def test_training_keeps_one_tensor_per_parameter(make_nlp):
+    """``nlp.update`` after ``nlp.update``: no tensors pile up (thinc's step adds one per parameter per update)."""
+    nlp = make_nlp()
+    nlp.add_pipe("bert_ner")
+    rng = random.Random(0)
+
+    def examples():
+        docs = [nlp.make_doc(f"Alice Smith visited Paris {'again ' * rng.randint(0, 9)}.") for _ in range(4)]
+        return [Example.from_dict(doc, {"entities": [(0, 11, "PER"), (20, 25, "LOC")]}) for doc in docs]
+
+    sgd = nlp.initialize(examples)
+    params = dict(_shim(nlp)._model.named_parameters())
+    tensors = {name: param.data for name, param in params.items()}
+    weights = {name: param.detach().clone() for name, param in params.items()}
+    for _ in range(3):
+        nlp.update(examples(), sgd=sgd)
+    before = _live_tensors()
+    for _ in range(10):
+        nlp.update(examples(), sgd=sgd)
+    grown = _live_tensors() - before
+    assert grown < 5, f"{grown} more live tensors after 10 updates ({len(params)} parameters)"
+    assert all(param.data.data_ptr() == tensors[name].data_ptr() for name, param in params.items())
+    assert any(not torch.equal(param.detach(), weights[name]) for name, param in params.items())
