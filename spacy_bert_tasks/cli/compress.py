@@ -28,6 +28,7 @@ def distill_cli(
     resume: bool = typer.Option(False, "--resume", help="Go on from the last checkpoint."),
     limit: int = typer.Option(0, "--limit", help="Read at most this many docs from each file (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the data order and dropout."),
+    save_dtype: str = typer.Option("float32", "--save-dtype", help="What the student's encoder weights are written as: float32, or float16/bfloat16 for half the size on disk (read back as float32)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Distil a trained pipeline into a smaller student with the same components and labels.
@@ -43,7 +44,7 @@ def distill_cli(
 
     settings = DistillSettings(
         steps=steps, batch_size=batch_size, learn_rate=learn_rate, checkpoint_every=checkpoint_every, seed=seed,
-        limit=limit, step=StepSettings(temperature=temperature, gold_weight=gold_weight, hidden_weight=hidden_weight, dropout=dropout),
+        limit=limit, save_dtype=save_dtype, step=StepSettings(temperature=temperature, gold_weight=gold_weight, hidden_weight=hidden_weight, dropout=dropout),
     )
     try:
         distill(teacher, output, corpora=corpus or [], texts=text or [], n_layers=layers, student_encoder=student,

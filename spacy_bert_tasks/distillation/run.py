@@ -22,9 +22,10 @@ from thinc.api import warmup_linear
 from tqdm import tqdm
 
 from ..fine_tuning import configure_global_clip_adam
+from ..ml.encoder.shim import check_save_dtype
 from .data import read_examples, teacher_corpora
 from .step import StepSettings, distill_step
-from .student import encoder_models, make_student
+from .student import encoder_models, make_student, set_save_dtype
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -35,7 +36,8 @@ class DistillSettings:
     """The run. steps: batches to train on; batch_size: docs a batch; learn_rate:
     peak Adam rate after ``warmup`` (a fraction of the steps), then linear decay;
     checkpoint_every: steps between checkpoints (0: only at the end); limit: docs
-    read from each file (0: all)."""
+    read from each file (0: all); save_dtype: what the output's encoder weights
+    are written as ("float16" halves its size; checkpoints stay float32)."""
 
     steps: int = 1000
     batch_size: int = 32
@@ -44,6 +46,7 @@ class DistillSettings:
     checkpoint_every: int = 200
     seed: int = 0
     limit: int = 0
+    save_dtype: str = "float32"
     step: StepSettings = field(default_factory=StepSettings)
 
 
@@ -70,6 +73,7 @@ def distill(
     resume: start from the checkpoint's student and step, when there is one.
     RETURNS (Path): ``output``.
     """
+    check_save_dtype(settings.save_dtype)  # before hours of training, not after
     output = Path(output)
     checkpoints = Path(checkpoints) if checkpoints else output.with_name(output.name + ".checkpoint")
     fix_random_seed(settings.seed)
@@ -95,7 +99,9 @@ def distill(
         if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < settings.steps:
             save_checkpoint(student, checkpoints, step, settings)
     _finish(student, teacher, teacher_path, settings)
+    set_save_dtype(student, settings.save_dtype)
     student.to_disk(output)
+    set_save_dtype(student, "float32")  # the checkpoint keeps every bit, so a resume is exact
     save_checkpoint(student, checkpoints, max(settings.steps, start), settings)
     return output
 

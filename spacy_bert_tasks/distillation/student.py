@@ -148,3 +148,17 @@ def _sync_config(nlp: Language) -> None:
         cfg = nlp.get_pipe_config(name).get("model", {})
         if isinstance(model, EncoderModel) and "name" in cfg:
             cfg["name"] = model.attrs["name"]
+
+
+def set_save_dtype(nlp: Language, dtype: str) -> None:
+    """Write every encoder's weights as ``dtype`` from now on ("float16" halves the size on disk).
+
+    The ``transformer`` components' configs say so too, so a pipeline loaded from
+    the output and saved again keeps it.
+    """
+    for encoder in encoder_models(nlp):
+        encoder.save_dtype = dtype
+    for name, pipe in nlp.pipeline:
+        cfg = nlp.get_pipe_config(name).get("model", {})
+        if isinstance(getattr(pipe, "model", None), EncoderModel) and "@architectures" in cfg:
+            cfg["save_dtype"] = dtype

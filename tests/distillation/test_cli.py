@@ -1,5 +1,6 @@
 """``spacy-bert-tasks distill`` and ``quantize`` from the command line (typer's CliRunner)."""
 import spacy
+import torch
 from typer.testing import CliRunner
 
 from spacy_bert_tasks.cli import app
@@ -37,3 +38,33 @@ def test_help_explains_both_commands():
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
         assert all(word in result.output.lower() for word in words), result.output
+
+
+def test_distill_cli_writes_half_precision(teacher_dir, tmp_path):
+    """--save-dtype float16: the student's encoder is the checkpoint's (float32) rounded, at about half the bytes."""
+    output = tmp_path / "student"
+    result = runner.invoke(app, [
+        "distill", str(teacher_dir / "model"), str(output), "--corpus", str(teacher_dir / "train.spacy"),
+        "--steps", "2", "--batch-size", "4", "--save-dtype", "float16", "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    checkpoint = tmp_path / "student.checkpoint" / "model"
+    size = lambda path: (path / "transformer" / "model").stat().st_size  # noqa: E731
+    assert size(output) < 0.6 * size(checkpoint)
+    student, full = spacy.load(output), spacy.load(checkpoint)
+    assert student.get_pipe("transformer").model.save_dtype == "float16"
+    assert full.get_pipe("transformer").model.save_dtype == "float32"
+    ours = student.get_pipe("transformer").model.transformer.state_dict()
+    for name, weights in full.get_pipe("transformer").model.transformer.state_dict().items():
+        if weights.is_floating_point():
+            assert torch.equal(ours[name], weights.half().float()), name
+
+
+def test_distill_cli_refuses_an_unknown_dtype(teacher_dir, tmp_path):
+    result = runner.invoke(app, [
+        "distill", str(teacher_dir / "model"), str(tmp_path / "out"), "--corpus", str(teacher_dir / "train.spacy"),
+        "--steps", "1", "--save-dtype", "int3", "--no-progress",
+    ])
+    assert result.exit_code == 1
+    assert "use one of float32, float16, bfloat16" in result.output
+    assert not (tmp_path / "out").exists()

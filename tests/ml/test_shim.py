@@ -1,8 +1,10 @@
-"""The encoder's optimizer step: thinc's update, written into each parameter's own tensor (ml/encoder/shim.py)."""
+"""The encoder's shim (ml/encoder/shim.py): thinc's update written into each parameter's own tensor; weights saved in save_dtype."""
 import gc
 import random
 
+import numpy
 import pytest
+import spacy
 import torch
 from spacy.training import Example
 from spacy.util import registry
@@ -78,3 +80,40 @@ def test_training_keeps_one_tensor_per_parameter(make_nlp):
     assert grown < 5, f"{grown} more live tensors after 10 updates ({len(params)} parameters)"
     assert all(param.data.data_ptr() == tensors[name].data_ptr() for name, param in params.items())
     assert any(not torch.equal(param.detach(), weights[name]) for name, param in params.items())
+
+
+def _encoder_file(path) -> int:
+    return (path / "transformer" / "model").stat().st_size
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_on_disk(make_nlp, tmp_path, dtype):
+    """save_dtype halves the encoder on disk; it loads as float32, the weights rounded, and keeps the setting."""
+    nlp = make_nlp()
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "full")
+    encoder = nlp.get_pipe("transformer").model
+    encoder.save_dtype = dtype
+    nlp.get_pipe_config("transformer")["model"]["save_dtype"] = dtype
+    nlp.to_disk(tmp_path / "half")
+    assert _encoder_file(tmp_path / "half") < 0.6 * _encoder_file(tmp_path / "full")
+    loaded = spacy.load(tmp_path / "half")
+    assert loaded.get_pipe("transformer").model.save_dtype == dtype
+    for (name, ours), (_, theirs) in zip(encoder.transformer.state_dict().items(),
+                                         loaded.get_pipe("transformer").model.transformer.state_dict().items()):
+        if ours.is_floating_point():
+            assert theirs.dtype == torch.float32, name
+            assert torch.equal(theirs, ours.to(getattr(torch, dtype)).float()), name
+    text = "Alice Smith visited Paris."
+    expected = nlp(text)._.trf_data.model_output.last_hidden_state
+    assert numpy.allclose(loaded(text)._.trf_data.model_output.last_hidden_state, expected, atol=0.05)
+    loaded.to_disk(tmp_path / "again")
+    assert _encoder_file(tmp_path / "again") < 0.6 * _encoder_file(tmp_path / "full")
+
+
+def test_save_dtype_is_checked(make_nlp):
+    with pytest.raises(ValueError, match="use one of float32, float16, bfloat16"):
+        make_nlp(save_dtype="int4")
+    encoder = make_nlp().get_pipe("transformer").model
+    with pytest.raises(ValueError, match="save_dtype='half'"):
+        encoder.save_dtype = "half"

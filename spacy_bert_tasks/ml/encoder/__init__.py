@@ -26,7 +26,8 @@ row per doc token, pointing at the token's pieces in every window.
 The package, one job per module: ``settings`` (the settings, listed once),
 ``windows`` and ``layout`` (windows, pairs, special tokens, alignment),
 ``runner`` (packed and chunked forward calls), ``hf`` (loading the Hugging
-Face objects), ``batch`` (the output) and ``model`` (the thinc model).
+Face objects), ``batch`` (the output), ``shim`` (the optimizer step and the
+weights' dtype on disk) and ``model`` (the thinc model).
 """
 from .batch import EncoderBatch
 from .hf import load_hf_encoder

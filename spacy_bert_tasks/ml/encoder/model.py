@@ -25,7 +25,7 @@ from .hf import load_hf_encoder
 from .layout import SpecialLayout
 from .runner import max_positions, run_transformer
 from .settings import WINDOW_SETTINGS, EncoderSettings, takes_encoder_settings
-from .shim import encoder_wrapper
+from .shim import check_save_dtype, encoder_wrapper
 from .windows import encode_windows
 
 
@@ -81,7 +81,7 @@ class EncoderModel(Model):
             "replace_listener_cfg": replace_listener_cfg,
         }
         super().__init__("transformer", forward, init=init or init_encoder_model,
-                         layers=[encoder_wrapper(hf_model, network_cls)], dims={"nO": None}, attrs=attrs)
+                         layers=[encoder_wrapper(hf_model, network_cls, save_dtype=settings.save_dtype)], dims={"nO": None}, attrs=attrs)
 
     @property
     def tokenizer(self) -> Any:
@@ -99,9 +99,18 @@ class EncoderModel(Model):
     def _init_transformer_config(self) -> Dict[str, Any]:
         return self.layers[0].shims[0]._hfmodel._init_transformer_config
 
+    @property
+    def save_dtype(self) -> str:
+        """What the network's floating-point weights are written to disk as (``EncoderSettings.save_dtype``)."""
+        return self.layers[0].shims[0].save_dtype
+
+    @save_dtype.setter
+    def save_dtype(self, dtype: str) -> None:
+        self.layers[0].shims[0].save_dtype = check_save_dtype(dtype)
+
     def settings(self) -> EncoderSettings:
         """The settings this encoder was built with (as they are now)."""
-        return EncoderSettings(**{key: self.attrs[key] for key in WINDOW_SETTINGS},
+        return EncoderSettings(**{key: self.attrs[key] for key in WINDOW_SETTINGS}, save_dtype=self.save_dtype,
                                tokenizer_config=self._init_tokenizer_config,
                                transformer_config=self._init_transformer_config)
 

@@ -23,6 +23,9 @@ class EncoderSettings:
     max_pair_length (int): longer ``text_pair`` texts are cut to this many pieces.
     max_batch_tokens (int): padded pieces per forward chunk.
     frozen (bool): never compute gradients for the encoder (feature extraction).
+    save_dtype (str): what the network's floating-point weights are written to disk
+        as: "float32", or "float16"/"bfloat16" for half the size (they are read
+        back as float32; the rounding is the only change).
     tokenizer_config (Dict[str, Any]): keyword arguments for the Hugging Face tokenizer.
     transformer_config (Dict[str, Any]): keyword arguments for the Hugging Face config.
     """
@@ -33,13 +36,15 @@ class EncoderSettings:
     max_pair_length: int = 256
     max_batch_tokens: int = 4096
     frozen: bool = False
+    save_dtype: str = "float32"
     tokenizer_config: Dict[str, Any] = field(default_factory=lambda: {"use_fast": True})
     transformer_config: Dict[str, Any] = field(default_factory=dict)
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(EncoderSettings))
-# The settings an EncoderModel keeps in its attrs (the two HF configs live in its wrapper).
-WINDOW_SETTINGS = tuple(name for name in SETTING_NAMES if not name.endswith("_config"))
+# The settings an EncoderModel keeps in its attrs (the two HF configs live in its
+# wrapper, save_dtype on the wrapper's shim, which writes the weights).
+WINDOW_SETTINGS = tuple(name for name in SETTING_NAMES if not name.endswith("_config") and name != "save_dtype")
 
 
 def _parameters(**defaults: Any) -> list:
