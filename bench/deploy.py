@@ -1,8 +1,10 @@
 """Smaller and faster for production, side by side: teacher (fp32), distilled student,
-int8 teacher, int8 student; for each, the dev score, words/s, peak memory and size on disk.
+the student stored in float16, int8 teacher, int8 student; for each, the dev score,
+words/s, peak memory and size on disk.
 
 For every task (CoNLL NER, SST-2) the teacher pipeline is distilled into a student with
-``--layers`` encoder layers, and both are quantized to int8. Each of the four pipelines is
+``--layers`` encoder layers, the student is also written in float16, and teacher and
+student are quantized to int8. Each of the five pipelines is
 then measured in a fresh process on one torch thread (so peak memory is its own): the dev
 score with ``nlp.evaluate``, and the median words/s of ``--repeats`` passes of ``nlp.pipe``
 over the dev texts. Ratios are against the fp32 teacher of the same task.
@@ -24,7 +26,8 @@ TASKS = {  # task -> (raw train, raw dev, dev score key, the score's name)
     "ner": ("conll2003/train.txt", "conll2003/valid.txt", "ents_f", "NER F1"),
     "sst2": ("sst2/train.tsv", "sst2/dev.tsv", "cats_score", "SST-2 macro F1"),
 }
-VARIANTS = ("teacher", "student", "teacher-int8", "student-int8")
+# student-fp16: the student written with save_dtype = "float16" (half the bytes, read back as float32).
+VARIANTS = ("teacher", "student", "student-fp16", "teacher-int8", "student-int8")
 
 
 def main() -> None:
@@ -39,6 +42,7 @@ def main() -> None:
     parser.add_argument("--learn-rate", type=float, default=1e-4)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--gold-weight", type=float, default=0.5)
+    parser.add_argument("--hidden-weight", type=float, default=0.0, help="Weight of the last hidden states' MSE (0: off).")
     parser.add_argument("--train-limit", type=int, default=0, help="Training docs read per task (0: all).")
     parser.add_argument("--dev-limit", type=int, default=0, help="Dev docs scored and timed (0: all).")
     parser.add_argument("--repeats", type=int, default=3, help="Timed passes over the dev texts (the median is quoted).")
@@ -64,11 +68,14 @@ def main() -> None:
 def prepare(task: str, teacher: Path, args: argparse.Namespace) -> Dict[str, Path]:
     """Convert the corpora, distil the student and quantize both (each step skipped when done)."""
     from spacy_bert_tasks.corpus import convert_file, write_docbin
-    from spacy_bert_tasks.distillation import DistillSettings, StepSettings, distill
+    import spacy
+
+    from spacy_bert_tasks.distillation import DistillSettings, StepSettings, distill, set_save_dtype
     from spacy_bert_tasks.quantization import quantize
 
     work = args.work / task
-    paths = {"teacher": teacher, "student": work / "student", "teacher-int8": work / "teacher-int8",
+    paths = {"teacher": teacher, "student": work / "student", "student-fp16": work / "student-fp16",
+             "teacher-int8": work / "teacher-int8",
              "student-int8": work / "student-int8", "train": work / "train.spacy", "dev": work / "dev.spacy"}
     raw_train, raw_dev, _, _ = TASKS[task]
     for key, raw in (("train", raw_train), ("dev", raw_dev)):
@@ -78,11 +85,16 @@ def prepare(task: str, teacher: Path, args: argparse.Namespace) -> Dict[str, Pat
     if not paths["student"].exists():
         settings = DistillSettings(
             steps=args.steps, batch_size=args.batch_size, learn_rate=args.learn_rate, checkpoint_every=200,
-            limit=args.train_limit, step=StepSettings(temperature=args.temperature, gold_weight=args.gold_weight),
+            limit=args.train_limit,
+            step=StepSettings(temperature=args.temperature, gold_weight=args.gold_weight, hidden_weight=args.hidden_weight),
         )
         start = time.perf_counter()
         distill(teacher, paths["student"], corpora=[paths["train"]], n_layers=args.layers, settings=settings, resume=True)
         print(f"{task}: distilled in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    if not paths["student-fp16"].exists():
+        student = spacy.load(paths["student"])
+        set_save_dtype(student, "float16")
+        student.to_disk(paths["student-fp16"])
     for source, target in (("teacher", "teacher-int8"), ("student", "student-int8")):
         if not paths[target].exists():
             quantize(paths[source], paths[target])
