@@ -62,3 +62,29 @@ def test_release_is_rate_limited(monkeypatch):
     assert not allocator.release_freed_memory(min_interval_s=3600)
     assert allocator.release_freed_memory(min_interval_s=0)
     assert calls == [0, 0]
+
+
+def test_first_training_pass_fixes_the_mmap_threshold_once(make_nlp, monkeypatch):
+    calls = []
+    monkeypatch.setattr(allocator, "_MALLOPT", lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.setattr(allocator, "_threshold_fixed", False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    nlp = make_nlp()
+    nlp.add_pipe("bert_ner")
+    doc = nlp.make_doc("Alice Smith visited Globex.")
+    examples = [Example.from_dict(doc, {"entities": [(0, 11, "PER"), (20, 26, "ORG")]})]
+    optimizer = nlp.initialize(lambda: examples)
+    list(nlp.pipe(["No training here."]))
+    assert calls == []  # inference leaves malloc alone
+    nlp.update(examples, sgd=optimizer)
+    nlp.update(examples, sgd=optimizer)
+    assert calls == [(allocator.M_MMAP_THRESHOLD, 1 << 20)]
+
+
+def test_mmap_threshold_set_by_the_user_is_kept(monkeypatch):
+    calls = []
+    monkeypatch.setattr(allocator, "_MALLOPT", lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.setattr(allocator, "_threshold_fixed", False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=4194304")
+    assert not allocator.fix_mmap_threshold()
+    assert calls == []

@@ -19,7 +19,7 @@ from thinc.api import Model, chain
 from transformers import AutoModel
 from transformers.modeling_outputs import ModelOutput
 
-from ..allocator import release_freed_memory
+from ..allocator import fix_mmap_threshold, release_freed_memory
 from .batch import EncoderBatch
 from .hf import load_hf_encoder
 from .layout import SpecialLayout
@@ -191,6 +191,7 @@ def set_network(model: EncoderModel, hf_model: HFObjects) -> None:
 def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
     frozen = model.attrs["frozen"]
     if is_train and not frozen:  # the last step's tensors are free now: see ml/allocator.py
+        fix_mmap_threshold()
         release_freed_memory()
     windows = encode_windows(model.tokenizer, docs, model.attrs)
     hidden, hidden_layers = run_transformer(
