@@ -211,7 +211,8 @@ def _run(cmd, cwd, env, timeout):
 @pytest.mark.slow
 def test_project_all_then_install_and_load(tmp_path):
     """``spacy project run all`` on the defaults from nothing, under 10 minutes;
-    then the wheel installs into a fresh venv and loads by name in a new process."""
+    then the deploy workflow on its joint pipeline; then the wheel installs into a fresh
+    venv and loads by name in a new process."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "project.yml", project / "project.yml")
@@ -229,6 +230,15 @@ def test_project_all_then_install_and_load(tmp_path):
         assert (project / "metrics" / f"{name}.json").exists(), name
     wheels = list((project / "packages").glob(f"{PACKAGE}-*/dist/*.whl"))
     assert len(wheels) == 1, wheels
+
+    # The deploy workflow on the trained joint pipeline: distil (a few steps), quantize, score.
+    _run([sys.executable, "-m", "spacy", "project", "run", "deploy", str(project), "--vars.distill_steps", "4"],
+         project, env, timeout=900)
+    for model in ("distilled", "int8", "distilled-int8"):
+        for task in ("textcat", "pair", "ner", "qa"):
+            assert (project / "metrics" / f"deploy-{model}-{task}.json").exists(), (model, task)
+    encoder_bytes = lambda name: (project / "training" / name / "transformer" / "model").stat().st_size  # noqa: E731
+    assert encoder_bytes("joint-distilled") < 0.45 * encoder_bytes("joint/model-best")  # half the layers, float16 (0.77 in float32)
 
     # A fresh virtual environment: torch pinned first, then the plugin and the pipeline wheel.
     env_dir = tmp_path / "venv"
