@@ -66,10 +66,16 @@ def create_merged_corpus_reader(
 
 
 class TaskCorpus:
-    """spaCy ``Corpus`` readers over one or more paths that copy the task inputs onto predicted docs."""
+    """spaCy ``Corpus`` readers over one or more paths that copy the task inputs onto predicted docs.
 
-    def __init__(self, paths: List[Union[str, Path]], *, limit: int = 0, max_length: int = 0, shuffle: bool = False) -> None:
-        self.corpora = [Corpus(path, limit=limit, max_length=max_length, shuffle=shuffle) for path in paths]
+    gold_preproc: the predicted docs keep the corpus's own tokens (and sentences),
+    as CoNLL scores are reported, instead of the pipeline's tokenizer's (spaCy's default).
+    """
+
+    def __init__(self, paths: List[Union[str, Path]], *, limit: int = 0, max_length: int = 0, shuffle: bool = False,
+                 gold_preproc: bool = False) -> None:
+        self.corpora = [Corpus(path, limit=limit, max_length=max_length, shuffle=shuffle, gold_preproc=gold_preproc)
+                        for path in paths]
         self.shuffle = shuffle
 
     def __call__(self, nlp: Language) -> Iterator[Example]:

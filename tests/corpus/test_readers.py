@@ -67,3 +67,20 @@ def test_merged_corpus_limit_per_path_and_shuffle(corpora):
 def test_merged_corpus_needs_a_path():
     with pytest.raises(ValueError, match="at least one path"):
         registry.resolve({"c": {"@readers": "spacy_bert_tasks.MergedCorpus.v1", "paths": " , "}})
+
+
+def test_gold_preproc_keeps_the_corpus_tokens(tmp_path):
+    """CoNLL's "all-rounder" and "1996-08-30" stay one token each with gold_preproc; spaCy's tokenizer splits them."""
+    from spacy_bert_tasks.corpus.readers import TaskCorpus
+
+    raw = tmp_path / "ner.iob"
+    raw.write_text("Phil B-PER\nSimmons I-PER\n, O\nall-rounder O\n, O\n1996-08-30 O\n", encoding="utf8")
+    docs, _ = convert_file(raw)
+    path = write_docbin(docs, tmp_path / "ner.spacy")
+    nlp = spacy.blank("en")
+    words = ["Phil", "Simmons", ",", "all-rounder", ",", "1996-08-30"]
+    (gold,) = TaskCorpus([path], gold_preproc=True)(nlp)
+    assert [t.text for t in gold.predicted] == words
+    (retokenized,) = TaskCorpus([path])(nlp)
+    assert [t.text for t in retokenized.predicted] != words
+    assert [e.text for e in gold.reference.ents] == ["Phil Simmons"]
