@@ -293,16 +293,52 @@ def compare_runs(results: Dict[str, Union[str, Path]], output_dir: Union[str, Pa
     figure = plots.plot_comparison(runs, output_dir / "compare.png")
     summary: Dict[str, object] = {"figure": str(figure), "runs": {}}
     for label, run in runs.items():
-        log = run.get("log") or []
-        drift = run.get("drift") or {}
-        layers = drift.get("layers", {})
-        summary["runs"][label] = {  # type: ignore[index]
-            "best_dev_score": max((row["score"] for row in log), default=None),
-            "final_dev_score": log[-1]["score"] if log else None,
-            "sharpness": run.get("sharpness"),
-            "drift_total": drift.get("total"),
-            "most_drifted_layers": sorted(layers, key=layers.get, reverse=True)[:3],
-            "drift_layers": layers,
-        }
+        summary["runs"][label] = run_findings(run)  # type: ignore[index]
     (output_dir / "compare.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
     return summary
+
+
+def run_findings(run: Dict[str, object]) -> Dict[str, object]:
+    """The numbers behind Hao et al.'s three findings, from one run's ``analysis.json``.
+
+    - optimisation and flatness: the training loss per step at the first and last
+      evaluation, and the sharpness;
+    - robustness to overfitting: the best and final dev scores, and the drop between them;
+    - lower layers change least: the mean drift of the lower and upper half of the
+      encoder's layers, and the rank correlation of drift with depth (+1: each layer
+      drifts more than the one below).
+    """
+    log = run.get("log") or []
+    drift = run.get("drift") or {}
+    layers: Dict[str, float] = drift.get("layers", {})  # type: ignore[assignment]
+    steps = [row["step"] for row in log]
+    spans = [max(step - prev, 1) for step, prev in zip(steps, [0] + steps[:-1])]
+    train_loss = [sum(row["losses"].values()) / span for row, span in zip(log, spans)]
+    scores = [row["score"] for row in log]
+    best = max(scores, default=None)
+    encoder_layers = [layers[name] for name in sorted((n for n in layers if re.fullmatch(r"layer \d+", n)), key=lambda n: int(n.split()[1]))]
+    half = len(encoder_layers) // 2
+    sharp = run.get("sharpness") or {}
+    return {
+        "best_dev_score": best,
+        "best_dev_step": steps[scores.index(best)] if scores else None,
+        "final_dev_score": scores[-1] if scores else None,
+        "dev_drop_from_best": best - scores[-1] if scores else None,
+        "first_train_loss": train_loss[0] if train_loss else None,
+        "final_train_loss": train_loss[-1] if train_loss else None,
+        "sharpness": run.get("sharpness"),
+        "sharpness_mean": sharp.get("mean"),  # type: ignore[union-attr]
+        "drift_total": drift.get("total"),
+        "most_drifted_layers": sorted(layers, key=layers.get, reverse=True)[:3],  # type: ignore[arg-type]
+        "drift_layers": layers,
+        "drift_lower_half": float(numpy.mean(encoder_layers[:half])) if half else None,
+        "drift_upper_half": float(numpy.mean(encoder_layers[half:])) if half else None,
+        "drift_depth_correlation": _rank_correlation(encoder_layers) if len(encoder_layers) > 1 else None,
+    }
+
+
+def _rank_correlation(values: Sequence[float]) -> float:
+    """Spearman's rho between position (depth) and value."""
+    ranks = numpy.argsort(numpy.argsort(numpy.asarray(values, dtype="float64"))).astype("float64")
+    depth = numpy.arange(len(values), dtype="float64")
+    return float(numpy.corrcoef(depth, ranks)[0, 1])

@@ -81,8 +81,14 @@ def analyze_compare_cli(
         summary = compare_runs(pairs, output)
     except FileNotFoundError as err:
         msg.fail("Could not compare the runs", str(err), exits=1)
-    for label, run in summary["runs"].items():
-        msg.info(f"{label}: best dev score {run['best_dev_score']}, drift {run['drift_total']}, most drifted {run['most_drifted_layers']}")
+    header = ("run", "best dev", "final dev", "drop", "train loss first -> last", "sharpness", "drift lower / upper half", "drift~depth")
+    rows = [
+        (label, _fmt(run["best_dev_score"]), _fmt(run["final_dev_score"]), _fmt(run["dev_drop_from_best"]),
+         f"{_fmt(run['first_train_loss'])} -> {_fmt(run['final_train_loss'])}", _fmt(run["sharpness_mean"]),
+         f"{_fmt(run['drift_lower_half'])} / {_fmt(run['drift_upper_half'])}", _fmt(run["drift_depth_correlation"], 2))
+        for label, run in summary["runs"].items()
+    ]
+    msg.table(rows, header=header, divider=True)
     msg.good(f"Wrote {summary['figure']} and {output / 'compare.json'}")
 
 
@@ -125,3 +131,7 @@ def analyze_random_encoder_cli(
     except FileNotFoundError as err:
         msg.fail("Could not copy the encoder", str(err), exits=1)
     msg.good(f"Wrote a randomly initialised copy of {source} to {path}")
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -110,6 +110,7 @@ def test_cli_pipeline_and_compare(trained, tmp_path):
     result = runner.invoke(app, ["analyze", "compare", f"a={out}", f"b={out}", "-o", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     assert _is_png(tmp_path / "cmp" / "compare.png")
+    assert "drift lower / upper half" in result.output and "sharpness" in result.output
     result = runner.invoke(app, ["analyze", "compare", "no-label", "-o", str(tmp_path)])
     assert result.exit_code == 1 and "LABEL=FOLDER" in result.output
 
@@ -151,3 +152,25 @@ def test_random_encoder_has_same_shape_and_new_weights(trained, tmp_path):
     nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(tmp_path / "rand")}})
     nlp.initialize()
     assert nlp("Alice visited Paris.")._.trf_data.model_output.last_hidden_state.shape[-1] == 128
+
+
+def test_run_findings_summarise_the_three_questions(tmp_path):
+    from spacy_bert_tasks.analysis.analyze import run_findings
+
+    log = [
+        {"step": 10, "losses": {"bert_textcat": 20.0}, "score": 0.5},
+        {"step": 20, "losses": {"bert_textcat": 5.0}, "score": 0.9},
+        {"step": 40, "losses": {"bert_textcat": 2.0}, "score": 0.8},
+    ]
+    drift = {"total": 0.2, "layers": {"embeddings": 0.05, "layer 0": 0.1, "layer 1": 0.3, "layer 2": 0.2, "layer 3": 0.4, "bert_textcat": 1.0}}
+    found = run_findings({"log": log, "drift": drift, "sharpness": {"mean": 0.25, "max": 0.5}})
+    assert found["best_dev_score"] == 0.9 and found["best_dev_step"] == 20 and found["final_dev_score"] == 0.8
+    assert found["dev_drop_from_best"] == pytest.approx(0.1)
+    # spaCy sums the losses since the last evaluation: per step, 20/10 first and 2/20 last
+    assert found["first_train_loss"] == pytest.approx(2.0) and found["final_train_loss"] == pytest.approx(0.1)
+    assert found["sharpness_mean"] == 0.25
+    assert found["drift_lower_half"] == pytest.approx(0.2) and found["drift_upper_half"] == pytest.approx(0.3)
+    assert found["drift_depth_correlation"] == pytest.approx(0.8)
+    assert found["most_drifted_layers"] == ["bert_textcat", "layer 3", "layer 1"]
+    empty = run_findings({})
+    assert empty["best_dev_score"] is None and empty["drift_depth_correlation"] is None
