@@ -240,6 +240,22 @@ def test_project_all_then_install_and_load(tmp_path):
     encoder_bytes = lambda name: (project / "training" / name / "transformer" / "model").stat().st_size  # noqa: E731
     assert encoder_bytes("joint-distilled") < 0.45 * encoder_bytes("joint/model-best")  # half the layers, float16 (0.77 in float32)
 
+    # compare-init on a tiny budget: pretrained vs random MiniLM, NER and SST-2, all three findings.
+    compare_vars = {"ner_steps": 4, "eval_frequency": 2, "compare_textcat_steps": 4, "compare_textcat_eval_frequency": 2,
+                    "warmup_steps": 1, "analysis_batches": 1, "analysis_alpha_steps": 3, "analysis_grid_size": 3}
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "compare-init", str(project)]
+    for name, value in compare_vars.items():
+        cmd += [f"--vars.{name}", str(value)]
+    _run(cmd, project, env, timeout=900)
+    for task in ("ner", "sst2"):
+        assert (project / "analysis" / "compare-init" / task / "compare.png").stat().st_size > 0
+        findings = srsly.read_json(project / "analysis" / "compare-init" / task / "compare.json")
+        assert set(findings["runs"]) == {"pre-trained", "from-scratch"}, task
+        for run in findings["runs"].values():
+            for key in ("sharpness_mean", "dev_drop_from_best", "drift_depth_correlation", "final_train_loss"):
+                assert isinstance(run[key], float), (task, key, run[key])
+            assert len(run["drift_layers"]) >= 6, run["drift_layers"]  # MiniLM's six layers at least
+
     # A fresh virtual environment: torch pinned first, then the plugin and the pipeline wheel.
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
