@@ -58,6 +58,7 @@ def evaluate(
     *,
     gpu_id: int = -1,
     limit: int = 0,
+    gold_preproc: bool = False,
     silent: bool = True,
     nlp: Optional[Language] = None,
 ) -> Dict[str, Any]:
@@ -68,6 +69,8 @@ def evaluate(
     output (Optional[Path]): write the scores here as JSON.
     gpu_id (int): GPU to run on; -1 for CPU.
     limit (int): score at most this many docs; 0 for all.
+    gold_preproc (bool): keep the corpus's own tokens (CoNLL F1 is reported on them)
+        instead of re-tokenising each text with the pipeline's tokenizer.
     silent (bool): do not print the tables.
     nlp (Optional[Language]): ``model`` already loaded (to score several corpora with one load).
     RETURNS (Dict[str, Any]): every score of ``nlp.evaluate``.
@@ -79,7 +82,7 @@ def evaluate(
     if nlp is None:
         nlp = load_for_evaluation(model, gpu_id=gpu_id, silent=silent)
     util.fix_random_seed()
-    examples = list(TaskCorpus([data_path], limit=limit)(nlp))
+    examples = list(TaskCorpus([data_path], limit=limit, gold_preproc=gold_preproc)(nlp))
     if not examples:
         raise ValueError(f"{data_path} holds no docs to evaluate on.")
     for name, needs in lacking_gold(nlp, examples).items():

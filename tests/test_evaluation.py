@@ -69,3 +69,24 @@ def test_several_corpora_in_one_run_each_to_its_own_file(joint_model, tmp_path):
     assert scores[0]["cats_f_per_type"] != scores[1]["cats_f_per_type"]
     result = runner.invoke(app, ["evaluate", str(joint_model), str(cats), str(other), "--output", str(outputs[0])])
     assert result.exit_code == 1 and "one --output per DATA" in " ".join(result.output.split())
+
+
+def test_gold_preproc_scores_the_corpus_tokens(joint_model, tmp_path):
+    """CoNLL-style tokens ("all-rounder", "1996-08-30") that spaCy's tokenizer splits are kept with --gold-preproc."""
+    import json
+
+    from spacy.tokens import Doc
+
+    words = ["Phil", "the", "all-rounder", "left", "on", "1996-08-30"]
+    doc = Doc(spacy.blank("en").vocab, words=words, spaces=[True] * 5 + [False])
+    doc.set_ents([], default="outside")
+    data = tmp_path / "conll.spacy"
+    DocBin(docs=[doc]).to_disk(data)
+    scores = {}
+    for flag in ([], ["--gold-preproc"]):
+        output = tmp_path / f"m{len(flag)}.json"
+        result = runner.invoke(app, ["evaluate", str(joint_model), str(data), "--output", str(output), *flag])
+        assert result.exit_code == 0, result.output
+        scores[bool(flag)] = json.loads(output.read_text())
+    assert scores[True]["token_f"] == 1.0
+    assert scores[False]["token_f"] < 0.5  # 12 predicted tokens for 6 gold ones

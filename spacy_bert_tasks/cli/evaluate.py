@@ -15,6 +15,7 @@ def evaluate_cli(
     outputs: Optional[List[Path]] = typer.Option(None, "--output", "-o", help="Write every score here as JSON; give one per DATA, in order."),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to run on; -1 for CPU."),
     limit: int = typer.Option(0, "--limit", help="Score at most this many docs (0: all)."),
+    gold_preproc: bool = typer.Option(False, "--gold-preproc", "-G", help="Keep the corpus's own tokens, as CoNLL F1 is reported, instead of re-tokenising each text (as `spacy evaluate --gold-preproc`)."),
 ) -> None:
     """Evaluate a pipeline, keeping the pair and question inputs.
 
@@ -31,7 +32,7 @@ def evaluate_cli(
     try:
         nlp = load_for_evaluation(model, gpu_id=gpu_id, silent=False)
         for i, data_path in enumerate(data_paths):
-            evaluate(model, data_path, outputs[i] if outputs else None, gpu_id=gpu_id, limit=limit, silent=False, nlp=nlp)
+            evaluate(model, data_path, outputs[i] if outputs else None, gpu_id=gpu_id, limit=limit, gold_preproc=gold_preproc, silent=False, nlp=nlp)
     except (ValueError, FileNotFoundError, OSError) as err:
         msg.fail(f"Could not evaluate {model}", str(err), exits=1)
 

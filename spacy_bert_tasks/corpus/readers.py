@@ -23,7 +23,7 @@ _NO_PATH = (
 
 @util.registry.readers("spacy_bert_tasks.Corpus.v1")
 def create_corpus_reader(
-    path: Optional[Path], limit: int = 0, max_length: int = 0, shuffle: bool = False
+    path: Optional[Path], limit: int = 0, max_length: int = 0, shuffle: bool = False, gold_preproc: bool = False
 ) -> Callable[[Language], Iterable[Example]]:
     """Read a ``.spacy`` file (or a folder of them) with the task inputs on the predicted docs.
 
@@ -34,16 +34,19 @@ def create_corpus_reader(
     max_length (int): split docs longer than this into sentences (as spaCy's
         Corpus does); 0 for no limit. Keep it 0 for QA, whose answers are doc-level.
     shuffle (bool): shuffle the docs on every pass.
+    gold_preproc (bool): keep the corpus's own tokens (and sentences) on the predicted
+        docs, as CoNLL scores are reported, instead of re-tokenising the text (as in
+        ``spacy.Corpus.v1``).
     RETURNS (Callable[[Language], Iterable[Example]]): the reader.
     """
     if path is None:
         raise ValueError(_NO_PATH.format(name="spacy_bert_tasks.Corpus.v1"))
-    return TaskCorpus([path], limit=limit, max_length=max_length, shuffle=shuffle)
+    return TaskCorpus([path], limit=limit, max_length=max_length, shuffle=shuffle, gold_preproc=gold_preproc)
 
 
 @util.registry.readers("spacy_bert_tasks.MergedCorpus.v1")
 def create_merged_corpus_reader(
-    paths: Optional[PathsArg], limit: int = 0, max_length: int = 0, shuffle: bool = False
+    paths: Optional[PathsArg], limit: int = 0, max_length: int = 0, shuffle: bool = False, gold_preproc: bool = False
 ) -> Callable[[Language], Iterable[Example]]:
     """Read several ``.spacy`` files as one corpus, e.g. one per task for multi-task training.
 
@@ -54,6 +57,7 @@ def create_merged_corpus_reader(
     max_length (int): as in spacy_bert_tasks.Corpus.v1.
     shuffle (bool): shuffle the docs of all paths together on every pass (else
         the paths are read one after another).
+    gold_preproc (bool): as in spacy_bert_tasks.Corpus.v1.
     RETURNS (Callable[[Language], Iterable[Example]]): the reader.
     """
     if paths is None:
@@ -62,7 +66,7 @@ def create_merged_corpus_reader(
         paths = [p.strip() for p in str(paths).split(",") if p.strip()]
     if not paths:
         raise ValueError("spacy_bert_tasks.MergedCorpus.v1 needs at least one path; list the .spacy files to merge.")
-    return TaskCorpus(list(paths), limit=limit, max_length=max_length, shuffle=shuffle)
+    return TaskCorpus(list(paths), limit=limit, max_length=max_length, shuffle=shuffle, gold_preproc=gold_preproc)
 
 
 class TaskCorpus:
