@@ -88,7 +88,7 @@ def test_gold_preproc_keeps_the_corpus_tokens(tmp_path):
 
 @pytest.mark.parametrize("reader", ["spacy_bert_tasks.Corpus.v1", "spacy_bert_tasks.MergedCorpus.v1"])
 def test_gold_preproc_from_the_config_keeps_tokens_and_inputs(corpora, reader):
-    key = "path" if reader.endswith("Corpus.v1") and "Merged" not in reader else "paths"
+    key = "paths" if "Merged" in reader else "path"
     path = str(corpora["qa"])
     (example,) = read({"@readers": reader, key: path if key == "path" else [path], "gold_preproc": True})
     assert [t.text for t in example.predicted] == [t.text for t in example.reference]
