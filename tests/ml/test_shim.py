@@ -7,7 +7,7 @@ import pytest
 import spacy
 import torch
 from spacy.training import Example
-from spacy.util import registry
+from spacy.util import fix_random_seed, registry
 from spacy_transformers.layers.hf_shim import HFShim
 from thinc.api import Adam
 
@@ -117,3 +117,67 @@ def test_save_dtype_is_checked(make_nlp):
     encoder = make_nlp().get_pipe("transformer").model
     with pytest.raises(ValueError, match="save_dtype='half'"):
         encoder.save_dtype = "half"
+
+
+def _ner_pipeline(make_nlp):
+    nlp = make_nlp()
+    nlp.add_pipe("bert_ner", config={"model": {"dropout": 0.0}})
+    docs = [nlp.make_doc(text) for text in ("Alice Smith visited Paris.", "Bob went to Berlin with Alice.")]
+    entities = [[(0, 11, "PER"), (20, 25, "LOC")], [(0, 3, "PER"), (12, 18, "LOC"), (24, 29, "PER")]]
+    examples = [Example.from_dict(doc, {"entities": ents}) for doc, ents in zip(docs, entities)]
+    nlp.initialize(lambda: examples)
+    return nlp, examples
+
+
+def _encoder_weights(nlp) -> dict:
+    return {name: param.detach().clone() for name, param in _shim(nlp)._model.named_parameters()}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "global_clip"])
+def test_nlp_update_steps_the_encoder_with_this_update(make_nlp, optimizer):
+    """``nlp.update(sgd=...)`` finishes the transformer before its listeners backpropagate; the shim
+    waits for the backward pass, so one update moves the encoder exactly as spaCy's training loop
+    (update everything, then finish every component) does, not one update late."""
+    def make_sgd():
+        if optimizer == "global_clip":
+            return registry.optimizers.get("spacy_bert_tasks.GlobalClipAdam.v1")(0.01, max_grad_norm=1.0, use_averages=False)
+        return Adam(0.01, use_averages=False)
+
+    results = []
+    for loop in ("nlp.update", "spacy train"):
+        fix_random_seed(0)  # the head's initialisation and the encoder's dropout masks
+        nlp, examples = _ner_pipeline(make_nlp)
+        start = _encoder_weights(nlp)
+        sgd = make_sgd()
+        for _ in range(2):
+            if loop == "nlp.update":
+                nlp.update(examples, sgd=sgd, drop=0.0)
+            else:  # spacy.training.loop.train_while_improving
+                nlp.update(examples, sgd=False, drop=0.0)
+                for _, proc in nlp.pipeline:
+                    proc.finish_update(sgd)
+            sgd.step_schedules()
+            if not results and _ == 0:
+                first = _encoder_weights(nlp)
+                assert any(not torch.equal(first[name], start[name]) for name in start), "the first update left the encoder"
+        results.append(_encoder_weights(nlp))
+    for name in results[0]:
+        assert torch.equal(results[0][name], results[1][name]), name
+
+
+def test_a_forward_pass_without_backward_does_not_hold_the_step(make_nlp):
+    """A training forward pass whose backward never comes (a head that got no gradient) leaves no step
+    waiting forever: the next training forward pass starts afresh, and predicting changes nothing."""
+    nlp, examples = _ner_pipeline(make_nlp)
+    shim = _shim(nlp)
+    sgd = Adam(0.01, use_averages=False)
+    encoder = nlp.get_pipe("transformer").model
+    encoder.begin_update([eg.predicted for eg in examples])  # no backprop follows
+    nlp.get_pipe("transformer").finish_update(sgd)
+    assert shim._deferred is sgd
+    nlp("Alice Smith visited Paris.")
+    assert shim._deferred is sgd
+    before = _encoder_weights(nlp)
+    nlp.update(examples, sgd=sgd, drop=0.0)
+    assert shim._deferred is None and not shim._backward_due
+    assert any(not torch.equal(param, before[name]) for name, param in _encoder_weights(nlp).items())

@@ -190,9 +190,11 @@ def set_network(model: EncoderModel, hf_model: HFObjects) -> None:
 
 def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
     frozen = model.attrs["frozen"]
+    shim = model.layers[0].shims[0]
     if is_train and not frozen:  # the last step's tensors are free now: see ml/allocator.py
         fix_mmap_threshold()
         release_freed_memory()
+        shim.expect_backward()
     windows = encode_windows(model.tokenizer, docs, model.attrs)
     hidden, hidden_layers = run_transformer(
         model.transformer,
@@ -219,6 +221,7 @@ def forward(model: EncoderModel, docs: List[Doc], is_train: bool) -> Tuple[FullT
                 grads.append(d_tensor.to(tensor.device, tensor.dtype))
         if outputs:
             torch.autograd.backward(outputs, grad_tensors=grads)
+        shim.backward_done()
         return docs
 
     return output, backprop

@@ -16,9 +16,20 @@ thinc's step, 161 → 206 MB and level from update 75 with this one).
 
 It also writes the weights in ``save_dtype`` (the encoder setting), so that a
 pipeline for production can be half the size on disk.
+
+And it takes its optimizer step after the backward pass of the step it
+belongs to. ``Language.update(examples, sgd=...)`` calls each component's
+``finish_update`` right after that component's own ``update``, in pipeline
+order, so the ``transformer``'s comes before its listeners (the heads after it)
+have sent their gradients back: spacy-transformers' ``HFShim`` would apply
+each update's encoder gradient one update late, and the first one never
+(``spacy train`` finishes every component after all the updates, so it is not
+affected). A ``finish_update`` that arrives while a training forward pass is
+still waiting for its backward pass is kept and run when that backward pass
+ends, so ``nlp.update(..., sgd=optimizer)`` steps as ``spacy train`` does.
 """
 from io import BytesIO
-from typing import Any
+from typing import Any, Optional
 
 import srsly
 import torch
@@ -45,8 +56,25 @@ class EncoderShim(HFShim):
     def __init__(self, hf_model: HFObjects, *, model_cls: Any, save_dtype: str = "float32"):
         super().__init__(hf_model, model_cls=model_cls)
         self.save_dtype = check_save_dtype(save_dtype)
+        self._backward_due = False  # a training forward pass ran and its backward pass has not
+        self._deferred: Optional[Optimizer] = None  # a finish_update that came before that backward pass
+
+    def expect_backward(self) -> None:
+        """A training forward pass ran: its backward pass will come (see the module docstring)."""
+        self._backward_due = True
+        self._deferred = None
+
+    def backward_done(self) -> None:
+        """The backward pass ran: take the optimizer step that was asked for before it, if any."""
+        self._backward_due = False
+        optimizer, self._deferred = self._deferred, None
+        if optimizer is not None:
+            self.finish_update(optimizer)
 
     def finish_update(self, optimizer: Optimizer) -> None:
+        if self._backward_due:
+            self._deferred = optimizer
+            return
         for name, param in self._model.named_parameters():
             if param.grad is None:
                 continue
