@@ -55,6 +55,6 @@ def test_bert_ner_from_the_pretrained_encoder_beats_a_random_one(shared_data, pr
     pretrained_f = _train_and_score(pretrained_encoder, train, dev)
     scratch_f = _train_and_score(scratch, train, dev)
     print(f"dev F1 after {STEPS} updates of {BATCH}: pretrained {pretrained_f:.3f}, random {scratch_f:.3f}")
-    # Measured here: 0.301 from the pretrained encoder, 0.007 from random weights.
+    # Measured here: 0.308 from the pretrained encoder, 0.062 from random weights.
     assert pretrained_f >= 0.2, pretrained_f
     assert scratch_f < 0.1, scratch_f
