@@ -171,10 +171,13 @@ class BertTextCategorizer(BertTaskPipe):
         else:
             gold = truths_np.argmax(axis=1)
             names = [self.labels[i] if known else _MISSING for i, known in zip(gold, mask_np[:, 0])]
-            loss_func = CategoricalCrossentropy(names=self.labels, missing_value=_MISSING, normalize=True)
-            d_scores = loss_func.get_grad(scores, names)
+            # The mean over the annotated docs, as bert_ner and bert_qa take theirs: in a joint
+            # batch, the docs of other tasks must not shrink this head's gradient.
+            n_known = max(float(mask_np[:, 0].sum()), 1.0)
+            loss_func = CategoricalCrossentropy(names=self.labels, missing_value=_MISSING, normalize=False)
+            d_scores = loss_func.get_grad(scores, names) / n_known
             picked = probs[xp.arange(len(examples)), xp.asarray(gold)]  # (n_examples,)
-            loss = float(-(xp.log(picked) * mask[:, 0]).sum() / max(len(examples), 1))
+            loss = float(-(xp.log(picked) * mask[:, 0]).sum() / n_known)
         return loss, d_scores
 
     def initialize(

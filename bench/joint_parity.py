@@ -1,0 +1,253 @@
+"""Joint vs single-task: all heads on one encoder, trained together, against one pipeline per head.
+
+The joint pipeline is configs/joint.cfg's: ``transformer`` + ``bert_textcat``
+(SST-2 sentiment) + ``bert_pair`` (a second bert_textcat on MRPC pairs, with its
+own labels and ``missing_pair = "skip"``) + ``bert_ner`` (CoNLL-2003) +
+``bert_qa`` (SQuAD v1.1, split by article as bench/qa_parity.py). Each
+single-task pipeline is ``transformer`` + that one head, with the same settings.
+
+Same examples, same order, same number of updates: update ``s`` of the joint
+pipeline is one ``nlp.update`` on the ``s``-th batch of every task together
+(``--batch-sizes`` docs of each: SST-2, MRPC, CoNLL, SQuAD); update ``s`` of a
+single-task pipeline is its own task's ``s``-th batch alone. So every head sees
+exactly the same docs; what differs is that the joint encoder also learns from
+the other three tasks (and its step is clipped by the global norm of all four
+gradients). Optimiser as the configs: GlobalClipAdam (weight decay 0.01, global
+norm 1.0), linear warm-up over 10% of the steps then linear decay, dropout 0.1.
+Windows 256/64, questions cut to 64 pieces, second texts to 128.
+
+Scores: SST-2 dev accuracy, MRPC dev F1 of the paraphrase class, CoNLL valid
+F1 (spaCy's entity scorer), SQuAD dev F1 (official normalisation); each joint
+head scored on its own task's dev set.
+
+Run the two systems as two processes, one per core; the second to finish
+prints the table (results are kept in ``--workdir``):
+
+    python bench/joint_parity.py --encoder $MINILM --steps 500 --systems joint &
+    python bench/joint_parity.py --encoder $MINILM --steps 500 --systems single
+"""
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ner_common import CONLL, copy_tokens, entity_labels, read_conll, to_example  # noqa: E402
+from qa_common import Question, load_split  # noqa: E402
+from textcat_common import Item, accuracy_and_f1, read_glue  # noqa: E402
+
+TASKS = ("sst2", "mrpc", "conll", "squad")
+HEADS = {"sst2": "bert_textcat", "mrpc": "bert_pair", "conll": "bert_ner", "squad": "bert_qa"}
+CLASS_NAMES = {"sst2": {"0": "negative", "1": "positive"}, "mrpc": {"0": "not_paraphrase", "1": "paraphrase"}}
+POSITIVE = {"sst2": "positive", "mrpc": "paraphrase"}
+METRIC = {"sst2": "SST-2 dev accuracy", "mrpc": "MRPC dev F1", "conll": "CoNLL valid F1", "squad": "SQuAD dev F1"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--encoder", type=Path, required=True, help="encoder folder, e.g. the pretrained all-MiniLM-L6-v2")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--batch-sizes", type=int, nargs=4, default=[8, 8, 8, 4], metavar=("SST2", "MRPC", "CONLL", "SQUAD"),
+                        help="docs of each task per update")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS),
+                        help="the heads (a subset for a quick check; the joint pipeline holds these only)")
+    parser.add_argument("--dev-limit", type=int, default=0, help="score at most this many dev docs per task (0: all)")
+    parser.add_argument("--systems", nargs="+", choices=["joint", "single"], default=["joint", "single"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/joint_bench"))
+    return parser.parse_args()
+
+
+def load_tasks(tasks: Sequence[str], dev_limit: int) -> Dict[str, tuple]:
+    """(train, dev) per task, read in place from ../shared/data."""
+    data: Dict[str, tuple] = {}
+    for task in tasks:
+        if task in ("sst2", "mrpc"):
+            train, dev = read_glue(task, "train"), read_glue(task, "dev")
+        elif task == "conll":
+            train, dev = read_conll(CONLL / "train.txt"), read_conll(CONLL / "valid.txt")
+        else:
+            train, dev = load_split()
+        data[task] = (train, dev[:dev_limit] if dev_limit else dev)
+    return data
+
+
+def plan(n_items: int, per_step: int, steps: int, seed: int) -> List[List[int]]:
+    """``steps`` batches of ``per_step`` indices: seeded shuffles, epoch after epoch."""
+    rng = random.Random(seed)
+    out: List[List[int]] = []
+    while len(out) < steps:
+        order = list(range(n_items))
+        rng.shuffle(order)
+        out.extend(order[i : i + per_step] for i in range(0, n_items - per_step + 1, per_step))
+    return out[:steps]
+
+
+def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str]):
+    """``transformer`` + the heads of ``tasks``, configured as configs/joint.cfg (not yet initialised)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {
+        "@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(encoder), "max_length": 256, "stride": 64,
+        "max_question_length": 64, "max_pair_length": 128}})
+    classifier = {"dropout": 0.1, "dense_tanh": True, "pooler_init": "checkpoint"}  # BERT's pooler, as HF's head
+    init: Dict[str, dict] = {}
+    if "sst2" in tasks:
+        nlp.add_pipe("bert_textcat", config={"model": classifier})
+        init["bert_textcat"] = {"labels": list(CLASS_NAMES["sst2"].values()), "positive_label": POSITIVE["sst2"]}
+    if "mrpc" in tasks:
+        nlp.add_pipe("bert_textcat", name="bert_pair", config={
+            "missing_pair": "skip", "model": classifier,
+            "scorer": {"@scorers": "spacy_bert_tasks.textcat_scorer.v2", "prefix": "pair"}})
+        init["bert_pair"] = {"labels": list(CLASS_NAMES["mrpc"].values()), "positive_label": POSITIVE["mrpc"]}
+    if "conll" in tasks:
+        nlp.add_pipe("bert_ner")
+        init["bert_ner"] = {"labels": ner_labels}
+    if "squad" in tasks:
+        nlp.add_pipe("bert_qa", config={"n_best_size": 20, "max_answer_length": 30, "allow_no_answer": False})
+    nlp.config["initialize"]["components"] = init
+    return nlp
+
+
+def example_maker(task: str, nlp) -> Callable:
+    """A function from one of the task's training items to a spaCy Example."""
+    from spacy.tokens import SpanGroup
+    from spacy.training import Example
+
+    if task in ("sst2", "mrpc"):
+        names = CLASS_NAMES[task]
+
+        def classification(item: Item) -> Example:
+            doc = nlp.make_doc(item.text)
+            doc._.text_pair = item.pair
+            eg = Example.from_dict(doc, {"cats": {name: float(label == item.label) for label, name in names.items()}})
+            eg.reference._.text_pair = item.pair
+            return eg
+
+        return classification
+    if task == "conll":
+        return lambda doc: to_example(doc, nlp)
+
+    def question(q: Question) -> Example:
+        predicted = nlp.make_doc(q.context)
+        predicted._.question = q.question
+        reference = predicted.copy()
+        start, text = q.answers[0]
+        span = reference.char_span(start, start + len(text), alignment_mode="expand")
+        reference.spans["answers"] = SpanGroup(reference, name="answers", spans=[span], attrs={"texts": [text]})
+        return Example(predicted, reference)
+
+    return question
+
+
+def train(nlp, tasks: Sequence[str], data: Dict[str, tuple], plans: Dict[str, List[List[int]]], args, name: str) -> float:
+    """Initialise ``nlp`` and take ``args.steps`` updates, each on step s's batch of every task in ``tasks``."""
+    from spacy.util import fix_random_seed
+    from thinc.api import warmup_linear
+
+    from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
+
+    fix_random_seed(args.seed)
+    makers = {task: example_maker(task, nlp) for task in tasks}
+    sample = [makers[task](data[task][0][i]) for task in tasks for i in plans[task][0]]
+    nlp.initialize(lambda: sample)
+    labels = {pipe: len(nlp.get_pipe(pipe).labels) for pipe in nlp.pipe_names if pipe in ("bert_textcat", "bert_pair", "bert_ner")}
+    print(f"  {name}: {' + '.join(nlp.pipe_names)}; labels per head {labels}", file=sys.stderr, flush=True)
+    schedule = warmup_linear(args.lr, max(1, args.steps // 10), args.steps)
+    optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, eps=1e-8, use_averages=False)
+    start = time.perf_counter()
+    for step in range(args.steps):
+        batch = [makers[task](data[task][0][i]) for task in tasks for i in plans[task][step]]
+        nlp.update(batch, sgd=optimizer, drop=0.1)
+        optimizer.step_schedules()
+        if (step + 1) % 50 == 0 or step + 1 == args.steps:
+            elapsed = time.perf_counter() - start
+            print(f"  {name}: update {step + 1}/{args.steps}, {elapsed:.0f}s "
+                  f"(~{elapsed / (step + 1) * (args.steps - step - 1):.0f}s left)", file=sys.stderr, flush=True)
+    return time.perf_counter() - start
+
+
+def score(nlp, task: str, dev: list) -> Dict[str, float]:
+    """The task's dev scores, from its own head only (the other heads switched off)."""
+    from spacy.scorer import get_ner_prf
+    from spacy.training import Example
+
+    from spacy_bert_tasks.scoring import squad_scores
+
+    with nlp.select_pipes(enable=["transformer", HEADS[task]]):
+        if task in ("sst2", "mrpc"):
+            names = CLASS_NAMES[task]
+            docs = []
+            for item in dev:
+                doc = nlp.make_doc(item.text)
+                doc._.text_pair = item.pair
+                docs.append(doc)
+            predicted = [max(names.values(), key=doc.cats.get) for doc in nlp.pipe(docs, batch_size=32)]
+            accuracy, f1 = accuracy_and_f1([names[item.label] for item in dev], predicted, positive=POSITIVE[task])
+            return {"accuracy": accuracy, "f1": f1, "main": accuracy if task == "sst2" else f1}
+        if task == "conll":
+            predicted = list(nlp.pipe((copy_tokens(doc, nlp.vocab) for doc in dev), batch_size=64))
+            prf = get_ner_prf([Example(p, g) for p, g in zip(predicted, dev)])
+            return {"p": 100 * prf["ents_p"], "r": 100 * prf["ents_r"], "f1": 100 * prf["ents_f"], "main": 100 * prf["ents_f"]}
+        docs = []
+        for q in dev:
+            doc = nlp.make_doc(q.context)
+            doc._.question = q.question
+            docs.append(doc)
+        answers = [doc._.answer.text if doc._.answer is not None else "" for doc in nlp.pipe(docs, batch_size=64)]
+        scores = squad_scores(answers, [[text for _, text in q.answers] for q in dev])
+        return {"em": 100 * scores["exact"], "f1": 100 * scores["f1"], "main": 100 * scores["f1"]}
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    tasks = [task for task in TASKS if task in args.tasks]
+    data = load_tasks(tasks, args.dev_limit)
+    sizes = dict(zip(TASKS, args.batch_sizes))
+    plans = {task: plan(len(data[task][0]), sizes[task], args.steps, args.seed + i) for i, task in enumerate(tasks)}
+    ner_labels = entity_labels(data["conll"][0]) if "conll" in data else []
+    print(f"encoder {args.encoder}; {args.steps} updates, lr {args.lr}, {args.threads} torch thread(s); per update: "
+          + ", ".join(f"{sizes[t]} {t} (of {len(data[t][0])} train, {len(data[t][1])} dev)" for t in tasks), flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for system in args.systems:
+        results: Dict[str, dict] = {}
+        if system == "joint":
+            nlp = make_pipeline(args.encoder, tasks, ner_labels)
+            seconds = train(nlp, tasks, data, plans, args, "joint")
+            for task in tasks:
+                results[task] = {**score(nlp, task, data[task][1]), "train_s": seconds}
+        else:
+            for task in tasks:
+                nlp = make_pipeline(args.encoder, [task], ner_labels)
+                seconds = train(nlp, [task], data, plans, args, f"single {task}")
+                results[task] = {**score(nlp, task, data[task][1]), "train_s": seconds}
+                print(f"  single {task}: {METRIC[task]} {results[task]['main']:.2f}", flush=True)
+        for task, result in results.items():
+            print(f"{system:6s} {METRIC[task]:20s} {result['main']:6.2f}   " +
+                  "  ".join(f"{k} {v:.2f}" for k, v in result.items() if k not in ("main", "train_s")), flush=True)
+        (args.workdir / f"results-{system}-{args.steps}.json").write_text(json.dumps(results, indent=2))
+    files = {system: args.workdir / f"results-{system}-{args.steps}.json" for system in ("joint", "single")}
+    if all(path.exists() for path in files.values()):
+        joint, single = (json.loads(files[s].read_text()) for s in ("joint", "single"))
+        print(f"\n{'':22s}{'joint':>8s}{'single':>8s}{'gap':>8s}   (target: gap >= -1.5)")
+        for task in tasks:
+            if task in joint and task in single:
+                j, s = joint[task]["main"], single[task]["main"]
+                print(f"{METRIC[task]:22s}{j:8.2f}{s:8.2f}{j - s:+8.2f}")
+        total_single = sum(single[t]["train_s"] for t in tasks if t in single)
+        first = next(iter(joint.values()))
+        print(f"training wall s: joint {first['train_s']:.0f}, single-task heads together {total_single:.0f}")
+    print("\nReproduce: python bench/joint_parity.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
