@@ -59,6 +59,9 @@ def parse_args() -> argparse.Namespace:
                         help="the heads (a subset for a quick check; the joint pipeline holds these only)")
     parser.add_argument("--dev-limit", type=int, default=0, help="score at most this many dev docs per task (0: all)")
     parser.add_argument("--systems", nargs="+", choices=["joint", "single"], default=["joint", "single"])
+    parser.add_argument("--classifier-grad-factor", type=float, default=1.0,
+                        help="joint only: scale the gradient bert_textcat and bert_pair send to the shared encoder "
+                             "(their cls_pooling grad_factor); the single-task classifiers keep 1.0")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joint_bench"))
@@ -90,7 +93,7 @@ def plan(n_items: int, per_step: int, steps: int, seed: int) -> List[List[int]]:
     return out[:steps]
 
 
-def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str]):
+def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], classifier_grad_factor: float = 1.0):
     """``transformer`` + the heads of ``tasks``, configured as configs/joint.cfg (not yet initialised)."""
     import spacy
 
@@ -98,7 +101,8 @@ def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str]):
     nlp.add_pipe("transformer", config={"model": {
         "@architectures": "spacy_bert_tasks.Encoder.v1", "name": str(encoder), "max_length": 256, "stride": 64,
         "max_question_length": 64, "max_pair_length": 128}})
-    classifier = {"dropout": 0.1, "dense_tanh": True, "pooler_init": "checkpoint"}  # BERT's pooler, as HF's head
+    classifier = {"dropout": 0.1, "dense_tanh": True, "pooler_init": "checkpoint",  # BERT's pooler, as HF's head
+                  "pooling": {"@layers": "spacy_bert_tasks.cls_pooling.v1", "grad_factor": classifier_grad_factor}}
     init: Dict[str, dict] = {}
     if "sst2" in tasks:
         nlp.add_pipe("bert_textcat", config={"model": classifier})
@@ -207,13 +211,20 @@ def score(nlp, task: str, dev: list) -> Dict[str, float]:
         return {"em": 100 * scores["exact"], "f1": 100 * scores["f1"], "main": 100 * scores["f1"]}
 
 
+def result_name(system: str, args: argparse.Namespace) -> str:
+    """Where a system's scores are kept: one file per setting that changes them."""
+    factor = f"-gf{args.classifier_grad_factor:g}" if system == "joint" and args.classifier_grad_factor != 1.0 else ""
+    return f"results-{system}{factor}-{args.steps}.json"
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     tasks = [task for task in TASKS if task in args.tasks]
     data = load_tasks(tasks, args.dev_limit)
     sizes = dict(zip(TASKS, args.batch_sizes))
-    plans = {task: plan(len(data[task][0]), sizes[task], args.steps, args.seed + i) for i, task in enumerate(tasks)}
+    # Task i of TASKS is shuffled with seed + i, so a subset (--tasks) sees the full run's batches.
+    plans = {task: plan(len(data[task][0]), sizes[task], args.steps, args.seed + TASKS.index(task)) for task in tasks}
     ner_labels = entity_labels(data["conll"][0]) if "conll" in data else []
     print(f"encoder {args.encoder}; {args.steps} updates, lr {args.lr}, {args.threads} torch thread(s); per update: "
           + ", ".join(f"{sizes[t]} {t} (of {len(data[t][0])} train, {len(data[t][1])} dev)" for t in tasks), flush=True)
@@ -221,7 +232,7 @@ def main() -> None:
     for system in args.systems:
         results: Dict[str, dict] = {}
         if system == "joint":
-            nlp = make_pipeline(args.encoder, tasks, ner_labels)
+            nlp = make_pipeline(args.encoder, tasks, ner_labels, args.classifier_grad_factor)
             seconds = train(nlp, tasks, data, plans, args, "joint")
             for task in tasks:
                 results[task] = {**score(nlp, task, data[task][1]), "train_s": seconds}
@@ -234,8 +245,8 @@ def main() -> None:
         for task, result in results.items():
             print(f"{system:6s} {METRIC[task]:20s} {result['main']:6.2f}   " +
                   "  ".join(f"{k} {v:.2f}" for k, v in result.items() if k not in ("main", "train_s")), flush=True)
-        (args.workdir / f"results-{system}-{args.steps}.json").write_text(json.dumps(results, indent=2))
-    files = {system: args.workdir / f"results-{system}-{args.steps}.json" for system in ("joint", "single")}
+        (args.workdir / result_name(system, args)).write_text(json.dumps(results, indent=2))
+    files = {system: args.workdir / result_name(system, args) for system in ("joint", "single")}
     if all(path.exists() for path in files.values()):
         joint, single = (json.loads(files[s].read_text()) for s in ("joint", "single"))
         print(f"\n{'':22s}{'joint':>8s}{'single':>8s}{'gap':>8s}   (target: gap >= -1.5)")
