@@ -11,6 +11,17 @@ def subsample(items: Iterable, n: int, seed: int) -> List:
     return items if n <= 0 else items[:n]
 
 
+def seeded_batches(n_items: int, batch_size: int, steps: int, seed: int) -> List[List[int]]:
+    """``steps`` batches of ``batch_size`` indices: seeded shuffles of all items, epoch after epoch."""
+    rng = random.Random(seed)
+    out: List[List[int]] = []
+    while len(out) < steps:
+        order = list(range(n_items))
+        rng.shuffle(order)
+        out.extend(order[i : i + batch_size] for i in range(0, n_items - batch_size + 1, batch_size))
+    return out[:steps]
+
+
 def encoder_from_lines(lines: Iterable[str], text_file: Path, output: Path, size: str, vocab_size: int) -> Path:
     """An encoder made by ``spacy-bert-tasks init-encoder`` on ``lines`` (random weights), once per ``output``.
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from joint_parity import entity_labels, load_tasks, plan  # noqa: E402
-from ner_common import iob2_tags  # noqa: E402
+from common import seeded_batches  # noqa: E402
+from joint_parity import entity_labels, load_tasks  # noqa: E402
+from ner_common import first_piece_labels, iob2_tags  # noqa: E402
 from ner_parity import hf_predict, score as ner_score, with_ents  # noqa: E402
 
 VARIANTS = {"joint": ("sst2", "conll"), "single-ner": ("conll",), "single-sst2": ("sst2",)}
@@ -46,8 +47,8 @@ def main() -> None:
     tags = iob2_tags(entity_labels(data["conll"][0]))
     index = {tag: i for i, tag in enumerate(tags)}
     # The same plans as joint_parity.py (task i of its TASKS order is seeded seed + i).
-    plans = {"sst2": plan(len(data["sst2"][0]), args.batch_size, args.steps, args.seed),
-             "conll": plan(len(data["conll"][0]), args.batch_size, args.steps, args.seed + 2)}
+    plans = {"sst2": seeded_batches(len(data["sst2"][0]), args.batch_size, args.steps, args.seed),
+             "conll": seeded_batches(len(data["conll"][0]), args.batch_size, args.steps, args.seed + 2)}
     tokenizer = AutoTokenizer.from_pretrained(args.encoder)
     for variant in args.variants:
         tasks = VARIANTS[variant]
@@ -71,15 +72,7 @@ def main() -> None:
                 docs = [data["conll"][0][i] for i in plans["conll"][step]]
                 encoded = tokenizer([[t.text for t in doc] for doc in docs], is_split_into_words=True, padding=True,
                                     return_tensors="pt")
-                labels = torch.full_like(encoded["input_ids"], -100)
-                for row, doc in enumerate(docs):
-                    gold = [index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for t in doc]
-                    previous = None
-                    for position, word in enumerate(encoded.word_ids(row)):
-                        if word is not None and word != previous:
-                            labels[row, position] = gold[word]
-                        previous = word
-                loss = loss + tagger(**encoded, labels=labels).loss
+                loss = loss + tagger(**encoded, labels=first_piece_labels(encoded, docs, index)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()

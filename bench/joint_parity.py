@@ -28,7 +28,6 @@ prints the table (results are kept in ``--workdir``):
 """
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -37,8 +36,9 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import seeded_batches  # noqa: E402
 from ner_common import CONLL, copy_tokens, entity_labels, read_conll, to_example  # noqa: E402
-from qa_common import Question, load_split  # noqa: E402
+from qa_common import load_split, predict_answers, squad_example  # noqa: E402
 from textcat_common import Item, accuracy_and_f1, read_glue  # noqa: E402
 
 TASKS = ("sst2", "mrpc", "conll", "squad")
@@ -82,17 +82,6 @@ def load_tasks(tasks: Sequence[str], dev_limit: int) -> Dict[str, tuple]:
     return data
 
 
-def plan(n_items: int, per_step: int, steps: int, seed: int) -> List[List[int]]:
-    """``steps`` batches of ``per_step`` indices: seeded shuffles, epoch after epoch."""
-    rng = random.Random(seed)
-    out: List[List[int]] = []
-    while len(out) < steps:
-        order = list(range(n_items))
-        rng.shuffle(order)
-        out.extend(order[i : i + per_step] for i in range(0, n_items - per_step + 1, per_step))
-    return out[:steps]
-
-
 def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], classifier_grad_factor: float = 1.0):
     """``transformer`` + the heads of ``tasks``, configured as configs/joint.cfg (not yet initialised)."""
     import spacy
@@ -123,7 +112,6 @@ def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], cl
 
 def example_maker(task: str, nlp) -> Callable:
     """A function from one of the task's training items to a spaCy Example."""
-    from spacy.tokens import SpanGroup
     from spacy.training import Example
 
     if task in ("sst2", "mrpc"):
@@ -140,16 +128,7 @@ def example_maker(task: str, nlp) -> Callable:
     if task == "conll":
         return lambda doc: to_example(doc, nlp)
 
-    def question(q: Question) -> Example:
-        predicted = nlp.make_doc(q.context)
-        predicted._.question = q.question
-        reference = predicted.copy()
-        start, text = q.answers[0]
-        span = reference.char_span(start, start + len(text), alignment_mode="expand")
-        reference.spans["answers"] = SpanGroup(reference, name="answers", spans=[span], attrs={"texts": [text]})
-        return Example(predicted, reference)
-
-    return question
+    return lambda q: squad_example(nlp, q)
 
 
 def train(nlp, tasks: Sequence[str], data: Dict[str, tuple], plans: Dict[str, List[List[int]]], args, name: str) -> float:
@@ -201,13 +180,7 @@ def score(nlp, task: str, dev: list) -> Dict[str, float]:
             predicted = list(nlp.pipe((copy_tokens(doc, nlp.vocab) for doc in dev), batch_size=64))
             prf = get_ner_prf([Example(p, g) for p, g in zip(predicted, dev)])
             return {"p": 100 * prf["ents_p"], "r": 100 * prf["ents_r"], "f1": 100 * prf["ents_f"], "main": 100 * prf["ents_f"]}
-        docs = []
-        for q in dev:
-            doc = nlp.make_doc(q.context)
-            doc._.question = q.question
-            docs.append(doc)
-        answers = [doc._.answer.text if doc._.answer is not None else "" for doc in nlp.pipe(docs, batch_size=64)]
-        scores = squad_scores(answers, [[text for _, text in q.answers] for q in dev])
+        scores = squad_scores(predict_answers(nlp, dev), [[text for _, text in q.answers] for q in dev])
         return {"em": 100 * scores["exact"], "f1": 100 * scores["f1"], "main": 100 * scores["f1"]}
 
 
@@ -224,7 +197,8 @@ def main() -> None:
     data = load_tasks(tasks, args.dev_limit)
     sizes = dict(zip(TASKS, args.batch_sizes))
     # Task i of TASKS is shuffled with seed + i, so a subset (--tasks) sees the full run's batches.
-    plans = {task: plan(len(data[task][0]), sizes[task], args.steps, args.seed + TASKS.index(task)) for task in tasks}
+    plans = {task: seeded_batches(len(data[task][0]), sizes[task], args.steps, args.seed + TASKS.index(task))
+             for task in tasks}
     ner_labels = entity_labels(data["conll"][0]) if "conll" in data else []
     print(f"encoder {args.encoder}; {args.steps} updates, lr {args.lr}, {args.threads} torch thread(s); per update: "
           + ", ".join(f"{sizes[t]} {t} (of {len(data[t][0])} train, {len(data[t][1])} dev)" for t in tasks), flush=True)

@@ -104,6 +104,23 @@ def train_ner(nlp: Language, plan: List[List[Doc]], lr: float, per_parameter_cli
     return nlp
 
 
+def first_piece_labels(encoded, docs: Sequence[Doc], tag_index: Dict[str, int]):
+    """A (batch, pieces) tensor for ``BertForTokenClassification``: each word's gold tag on
+    its first piece, -100 elsewhere (the Hugging Face recipe). ``encoded``: the padded
+    tokenizer output of the docs' words (``is_split_into_words=True``)."""
+    import torch
+
+    labels = torch.full_like(encoded["input_ids"], -100)
+    for row, doc in enumerate(docs):
+        gold = [tag_index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for t in doc]
+        previous = None
+        for position, word in enumerate(encoded.word_ids(row)):
+            if word is not None and word != previous:
+                labels[row, position] = gold[word]
+            previous = word
+    return labels
+
+
 def token_classification_features(tokenizer, docs: Sequence[Doc], tag_index: Dict[str, int]) -> Tuple[list, list, list]:
     """Piece ids, segment ids and labels of a batch for ``BertForTokenClassification``:
     the gold tag on each word's first piece, -100 elsewhere (the Hugging Face recipe)."""

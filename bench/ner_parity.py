@@ -41,8 +41,8 @@ from spacy.util import fix_random_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ner_common import (  # noqa: E402
-    CONLL, copy_tokens, encoder_command, entity_labels, iob2_tags, make_encoder, make_ner_pipeline, read_conll,
-    save_token_classifier, subsample, train_ner, training_plan,
+    CONLL, copy_tokens, encoder_command, entity_labels, first_piece_labels, iob2_tags, make_encoder, make_ner_pipeline,
+    read_conll, save_token_classifier, subsample, train_ner, training_plan,
 )
 
 
@@ -89,15 +89,7 @@ def train_hf(classifier: Path, tags: List[str], plan: List[List[Doc]], args):
     for batch in plan:
         encoded = tokenizer([[t.text for t in doc] for doc in batch], is_split_into_words=True, padding=True,
                             return_tensors="pt")
-        label_ids = torch.full_like(encoded["input_ids"], -100)
-        for i, doc in enumerate(batch):
-            gold = [index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for t in doc]
-            previous = None
-            for position, word in enumerate(encoded.word_ids(i)):
-                if word is not None and word != previous:
-                    label_ids[i, position] = gold[word]
-                previous = word
-        loss = model(**encoded, labels=label_ids).loss
+        loss = model(**encoded, labels=first_piece_labels(encoded, batch, index)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -32,6 +32,30 @@ def load_split(path: Path = SQUAD) -> Tuple[List[Question], List[Question]]:
     return questions(articles[:N_TRAIN_ARTICLES]), questions(articles[N_TRAIN_ARTICLES:])
 
 
+def squad_example(nlp, q: Question):
+    """A training Example: the context as the doc, ``doc._.question`` set, the first gold answer as the span."""
+    from spacy.tokens import SpanGroup
+    from spacy.training import Example
+
+    predicted = nlp.make_doc(q.context)
+    predicted._.question = q.question
+    reference = predicted.copy()
+    start, text = q.answers[0]
+    span = reference.char_span(start, start + len(text), alignment_mode="expand")
+    reference.spans["answers"] = SpanGroup(reference, name="answers", spans=[span], attrs={"texts": [text]})
+    return Example(predicted, reference)
+
+
+def predict_answers(nlp, questions: List[Question], batch_size: int = 64) -> List[str]:
+    """The pipeline's answer text for each question ("" where it gives none)."""
+    docs = []
+    for q in questions:
+        doc = nlp.make_doc(q.context)
+        doc._.question = q.question
+        docs.append(doc)
+    return [doc._.answer.text if doc._.answer is not None else "" for doc in nlp.pipe(docs, batch_size=batch_size)]
+
+
 def make_encoder(train: List[Question], workdir: Path, size: str, vocab_size: int) -> Path:
     """An encoder made by ``spacy-bert-tasks init-encoder`` on the training contexts (random weights)."""
     contexts = dict.fromkeys(q.context for q in train)

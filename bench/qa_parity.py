@@ -36,7 +36,7 @@ import numpy
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qa_common import SQUAD, Question, load_split, make_encoder, subsample  # noqa: E402
+from qa_common import SQUAD, Question, load_split, make_encoder, predict_answers, squad_example, subsample  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,8 +89,6 @@ def batches(train: List[Question], args: argparse.Namespace) -> List[List[Questi
 
 def train_ours(encoder: Path, plan: List[List[Question]], dev: List[Question], args) -> Dict:
     import spacy
-    from spacy.tokens import SpanGroup
-    from spacy.training import Example
     import spacy_bert_tasks  # noqa: F401
     from spacy_bert_tasks.fine_tuning import configure_global_clip_adam
 
@@ -102,16 +100,7 @@ def train_ours(encoder: Path, plan: List[List[Question]], dev: List[Question], a
     nlp.add_pipe("bert_qa", config={"n_best_size": args.n_best_size, "max_answer_length": args.max_answer_length,
                                     "allow_no_answer": False})
 
-    def example(q: Question) -> Example:
-        predicted = nlp.make_doc(q.context)
-        predicted._.question = q.question
-        reference = predicted.copy()
-        start, text = q.answers[0]
-        span = reference.char_span(start, start + len(text), alignment_mode="expand")
-        reference.spans["answers"] = SpanGroup(reference, name="answers", spans=[span], attrs={"texts": [text]})
-        return Example(predicted, reference)
-
-    examples = [[example(q) for q in batch] for batch in plan]
+    examples = [[squad_example(nlp, q) for q in batch] for batch in plan]
     nlp.initialize(lambda: examples[0])
     # configs/qa.cfg's optimizer: the step clipped by its global norm, as clip_grad_norm_ does.
     optimizer = configure_global_clip_adam(0.0, max_grad_norm=1.0, L2=0.0, use_averages=False)
@@ -122,12 +111,7 @@ def train_ours(encoder: Path, plan: List[List[Question]], dev: List[Question], a
         losses.append(nlp.update(batch, sgd=optimizer, drop=0.0)["bert_qa"])
         progress("bert_qa", step, start, args)
     train_s = time.perf_counter() - start
-    docs = []
-    for q in dev:
-        doc = nlp.make_doc(q.context)
-        doc._.question = q.question
-        docs.append(doc)
-    predictions = [doc._.answer.text if doc._.answer is not None else "" for doc in nlp.pipe(docs, batch_size=64)]
+    predictions = predict_answers(nlp, dev)
     return {"predictions": predictions, "train_s": train_s, "last_loss": float(numpy.mean(losses[-20:]))}
 
 

@@ -36,22 +36,10 @@ from typing import Dict, List
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import seeded_batches  # noqa: E402
 from textcat_common import POSITIVE, Item, accuracy_and_f1, make_encoder, read_glue, subsample  # noqa: E402
 
 LABELS = ["0", "1"]
-
-
-def batches(n_items: int, batch_size: int, steps: int, seed: int) -> List[List[int]]:
-    """``steps`` batches of indices: seeded shuffles of all items, epoch after epoch."""
-    import random
-
-    rng = random.Random(seed)
-    out: List[List[int]] = []
-    while len(out) < steps:
-        order = list(range(n_items))
-        rng.shuffle(order)
-        out.extend(order[i : i + batch_size] for i in range(0, n_items - batch_size + 1, batch_size))
-    return out[:steps]
 
 
 def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[List[int]], args) -> Dict[str, float]:
@@ -181,7 +169,7 @@ def main() -> None:
     results: Dict[str, List[Dict[str, float]]] = {systems[key][0]: [] for key in args.systems}
     for seed in args.seeds:
         args.seed = seed
-        plan = batches(len(train), args.batch_size, args.steps, seed)
+        plan = seeded_batches(len(train), args.batch_size, args.steps, seed)
         for name, run in (systems[key] for key in args.systems):
             result = run(encoder, train, dev, plan, args)
             results[name].append(result)
