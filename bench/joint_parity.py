@@ -62,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--classifier-grad-factor", type=float, default=1.0,
                         help="joint only: scale the gradient bert_textcat and bert_pair send to the shared encoder "
                              "(their cls_pooling grad_factor); the single-task classifiers keep 1.0")
+    parser.add_argument("--ner-grad-factor", type=float, default=1.0,
+                        help="joint only: scale the gradient bert_ner sends to the shared encoder (its grad_factor); "
+                             "above 1, the other heads weigh less in the encoder's step")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joint_bench"))
@@ -82,7 +85,8 @@ def load_tasks(tasks: Sequence[str], dev_limit: int) -> Dict[str, tuple]:
     return data
 
 
-def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], classifier_grad_factor: float = 1.0):
+def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], classifier_grad_factor: float = 1.0,
+                  ner_grad_factor: float = 1.0):
     """``transformer`` + the heads of ``tasks``, configured as configs/joint.cfg (not yet initialised)."""
     import spacy
 
@@ -102,7 +106,7 @@ def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], cl
             "scorer": {"@scorers": "spacy_bert_tasks.textcat_scorer.v2", "prefix": "pair"}})
         init["bert_pair"] = {"labels": list(CLASS_NAMES["mrpc"].values()), "positive_label": POSITIVE["mrpc"]}
     if "conll" in tasks:
-        nlp.add_pipe("bert_ner")
+        nlp.add_pipe("bert_ner", config={"model": {"grad_factor": ner_grad_factor}})
         init["bert_ner"] = {"labels": ner_labels}
     if "squad" in tasks:
         nlp.add_pipe("bert_qa", config={"n_best_size": 20, "max_answer_length": 30, "allow_no_answer": False})
@@ -186,7 +190,10 @@ def score(nlp, task: str, dev: list) -> Dict[str, float]:
 
 def result_name(system: str, args: argparse.Namespace) -> str:
     """Where a system's scores are kept: one file per setting that changes them."""
-    factor = f"-gf{args.classifier_grad_factor:g}" if system == "joint" and args.classifier_grad_factor != 1.0 else ""
+    factor = ""
+    if system == "joint":
+        factor += f"-gf{args.classifier_grad_factor:g}" if args.classifier_grad_factor != 1.0 else ""
+        factor += f"-ner{args.ner_grad_factor:g}" if args.ner_grad_factor != 1.0 else ""
     return f"results-{system}{factor}-{args.steps}.json"
 
 
@@ -206,7 +213,7 @@ def main() -> None:
     for system in args.systems:
         results: Dict[str, dict] = {}
         if system == "joint":
-            nlp = make_pipeline(args.encoder, tasks, ner_labels, args.classifier_grad_factor)
+            nlp = make_pipeline(args.encoder, tasks, ner_labels, args.classifier_grad_factor, args.ner_grad_factor)
             seconds = train(nlp, tasks, data, plans, args, "joint")
             for task in tasks:
                 results[task] = {**score(nlp, task, data[task][1]), "train_s": seconds}
