@@ -5,6 +5,8 @@ The joint pipeline is configs/joint.cfg's: ``transformer`` + ``bert_textcat``
 own labels and ``missing_pair = "skip"``) + ``bert_ner`` (CoNLL-2003) +
 ``bert_qa`` (SQuAD v1.1, split by article as bench/qa_parity.py). Each
 single-task pipeline is ``transformer`` + that one head, with the same settings.
+Both classifiers start their dense + tanh layer from the checkpoint's pooler, as
+the parity benches' ``--pretrained-pooler`` and Hugging Face's head do.
 
 Same examples, same order, same number of updates: update ``s`` of the joint
 pipeline is one ``nlp.update`` on the ``s``-th batch of every task together
@@ -23,8 +25,11 @@ head scored on its own task's dev set.
 Run the two systems as two processes, one per core; the second to finish
 prints the table (results are kept in ``--workdir``):
 
-    python bench/joint_parity.py --encoder $MINILM --steps 500 --systems joint &
-    python bench/joint_parity.py --encoder $MINILM --steps 500 --systems single
+    python bench/joint_parity.py --encoder $MINILM --steps 800 --systems joint &
+    python bench/joint_parity.py --encoder $MINILM --steps 800 --systems single
+
+``--classifier-grad-factor`` and ``--ner-grad-factor`` weight the heads in the
+joint encoder's step (the README's "All heads on one encoder" has the figures).
 """
 import argparse
 import json
@@ -51,7 +56,7 @@ METRIC = {"sst2": "SST-2 dev accuracy", "mrpc": "MRPC dev F1", "conll": "CoNLL v
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", type=Path, required=True, help="encoder folder, e.g. the pretrained all-MiniLM-L6-v2")
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--batch-sizes", type=int, nargs=4, default=[8, 8, 8, 4], metavar=("SST2", "MRPC", "CONLL", "SQUAD"),
                         help="docs of each task per update")
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -87,7 +92,7 @@ def load_tasks(tasks: Sequence[str], dev_limit: int) -> Dict[str, tuple]:
 
 def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], classifier_grad_factor: float = 1.0,
                   ner_grad_factor: float = 1.0):
-    """``transformer`` + the heads of ``tasks``, configured as configs/joint.cfg (not yet initialised)."""
+    """``transformer`` + the heads of ``tasks``, as configs/joint.cfg but for the classifiers' pooler (not yet initialised)."""
     import spacy
 
     nlp = spacy.blank("en")
