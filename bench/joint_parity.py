@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import seeded_batches  # noqa: E402
 from ner_common import CONLL, copy_tokens, entity_labels, read_conll, to_example  # noqa: E402
 from qa_common import load_split, predict_answers, squad_example  # noqa: E402
-from textcat_common import Item, accuracy_and_f1, read_glue  # noqa: E402
+from textcat_common import accuracy_and_f1, classification_example, read_glue  # noqa: E402
 
 TASKS = ("sst2", "mrpc", "conll", "squad")
 HEADS = {"sst2": "bert_textcat", "mrpc": "bert_pair", "conll": "bert_ner", "squad": "bert_qa"}
@@ -121,19 +121,8 @@ def make_pipeline(encoder: Path, tasks: Sequence[str], ner_labels: List[str], cl
 
 def example_maker(task: str, nlp) -> Callable:
     """A function from one of the task's training items to a spaCy Example."""
-    from spacy.training import Example
-
     if task in ("sst2", "mrpc"):
-        names = CLASS_NAMES[task]
-
-        def classification(item: Item) -> Example:
-            doc = nlp.make_doc(item.text)
-            doc._.text_pair = item.pair
-            eg = Example.from_dict(doc, {"cats": {name: float(label == item.label) for label, name in names.items()}})
-            eg.reference._.text_pair = item.pair
-            return eg
-
-        return classification
+        return lambda item: classification_example(nlp, item, CLASS_NAMES[task])
     if task == "conll":
         return lambda doc: to_example(doc, nlp)
 

@@ -104,27 +104,10 @@ def train_ner(nlp: Language, plan: List[List[Doc]], lr: float, per_parameter_cli
     return nlp
 
 
-def first_piece_labels(encoded, docs: Sequence[Doc], tag_index: Dict[str, int]):
-    """A (batch, pieces) tensor for ``BertForTokenClassification``: each word's gold tag on
-    its first piece, -100 elsewhere (the Hugging Face recipe). ``encoded``: the padded
-    tokenizer output of the docs' words (``is_split_into_words=True``)."""
-    import torch
-
-    labels = torch.full_like(encoded["input_ids"], -100)
-    for row, doc in enumerate(docs):
-        gold = [tag_index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for t in doc]
-        previous = None
-        for position, word in enumerate(encoded.word_ids(row)):
-            if word is not None and word != previous:
-                labels[row, position] = gold[word]
-            previous = word
-    return labels
-
-
-def token_classification_features(tokenizer, docs: Sequence[Doc], tag_index: Dict[str, int]) -> Tuple[list, list, list]:
-    """Piece ids, segment ids and labels of a batch for ``BertForTokenClassification``:
-    the gold tag on each word's first piece, -100 elsewhere (the Hugging Face recipe)."""
-    encoded = tokenizer([[t.text for t in doc] for doc in docs], is_split_into_words=True)
+def first_piece_rows(encoded, docs: Sequence[Doc], tag_index: Dict[str, int]) -> List[List[int]]:
+    """Per doc, a label per piece for ``BertForTokenClassification``: the word's gold tag on
+    its first piece, -100 elsewhere (the Hugging Face recipe). ``encoded``: the tokenizer's
+    output for the docs' words (``is_split_into_words=True``), padded or not."""
     labels = []
     for i, doc in enumerate(docs):
         gold = [tag_index[f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ != "O" else "O"] for t in doc]
@@ -133,7 +116,20 @@ def token_classification_features(tokenizer, docs: Sequence[Doc], tag_index: Dic
             row.append(-100 if word is None or word == previous else gold[word])
             previous = word
         labels.append(row)
-    return encoded["input_ids"], encoded["token_type_ids"], labels
+    return labels
+
+
+def first_piece_labels(encoded, docs: Sequence[Doc], tag_index: Dict[str, int]):
+    """``first_piece_rows`` of a padded batch, as a (batch, pieces) tensor."""
+    import torch
+
+    return torch.tensor(first_piece_rows(encoded, docs, tag_index), dtype=torch.long)
+
+
+def token_classification_features(tokenizer, docs: Sequence[Doc], tag_index: Dict[str, int]) -> Tuple[list, list, list]:
+    """Piece ids, segment ids and first-piece labels of a batch for ``BertForTokenClassification``."""
+    encoded = tokenizer([[t.text for t in doc] for doc in docs], is_split_into_words=True)
+    return encoded["input_ids"], encoded["token_type_ids"], first_piece_rows(encoded, docs, tag_index)
 
 
 def torch_ner_step(model, optimizer, features: Tuple[list, list, list]) -> None:

@@ -4,7 +4,7 @@ Not part of the package; imported by ``bench/textcat_parity.py`` and ``bench/tex
 """
 import csv
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from common import encoder_from_lines, subsample  # noqa: F401  (subsample: the benches import it from here)
 
@@ -37,6 +37,18 @@ def read_glue(task: str, split: str, data_dir: Path = DATA) -> List[Item]:
             raise ValueError(f"{path}: expected MRPC's header 'Quality, #1 ID, #2 ID, #1 String, #2 String', got {header}")
         return [Item(row[3].strip(), row[4].strip(), row[0]) for row in rows]
     raise ValueError(f"Unknown task {task!r}: use sst2 or mrpc.")
+
+
+def classification_example(nlp, item: Item, names: Dict[str, str]):
+    """A training Example for ``bert_textcat``: the text (and its pair), ``cats`` one-hot over
+    ``names`` (GLUE label -> the name the component uses)."""
+    from spacy.training import Example
+
+    doc = nlp.make_doc(item.text)
+    doc._.text_pair = item.pair
+    eg = Example.from_dict(doc, {"cats": {name: float(label == item.label) for label, name in names.items()}})
+    eg.reference._.text_pair = item.pair
+    return eg
 
 
 def make_encoder(items: List[Item], workdir: Path, name: str, size: str, vocab_size: int = 8000) -> Path:

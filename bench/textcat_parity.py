@@ -37,14 +37,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import seeded_batches  # noqa: E402
-from textcat_common import POSITIVE, Item, accuracy_and_f1, make_encoder, read_glue, subsample  # noqa: E402
+from textcat_common import (  # noqa: E402
+    POSITIVE, Item, accuracy_and_f1, classification_example, make_encoder, read_glue, subsample,
+)
 
 LABELS = ["0", "1"]
 
 
 def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[List[int]], args) -> Dict[str, float]:
     import spacy
-    from spacy.training import Example
     from spacy.util import fix_random_seed
     from thinc.api import Adam, warmup_linear
 
@@ -60,14 +61,7 @@ def train_ours(encoder: Path, train: List[Item], dev: List[Item], plan: List[Lis
     nlp.add_pipe("bert_textcat", config={"model": {"dropout": 0.1, "dense_tanh": args.dense_tanh or args.pretrained_pooler,
                                                    "pooler_init": pooler_init}})
 
-    def example(item: Item) -> Example:
-        doc = nlp.make_doc(item.text)
-        doc._.text_pair = item.pair
-        eg = Example.from_dict(doc, {"cats": {label: float(label == item.label) for label in LABELS}})
-        eg.reference._.text_pair = item.pair
-        return eg
-
-    examples = [example(item) for item in train]
+    examples = [classification_example(nlp, item, {label: label for label in LABELS}) for item in train]
     nlp.initialize(lambda: examples[:64])
     schedule = warmup_linear(args.lr, max(1, len(plan) // 10), len(plan))
     if args.per_parameter_clipping:
