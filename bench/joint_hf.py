@@ -5,8 +5,11 @@ plain PyTorch recipe on bench/joint_parity.py's CoNLL-2003 and SST-2 batches
 (same plans, same seeds): ``BertForSequenceClassification`` (SST-2, with the
 checkpoint's pooler) and ``BertForTokenClassification`` (CoNLL, gold tag on each
 word's first piece) share one ``BertModel``; an update sums the two losses
-(``joint``) or takes one (``single-ner``, ``single-sst2``). AdamW (weight decay
-0.01), global-norm clipping at 1.0, linear warm-up over 10% then decay.
+(``joint``) or takes one (``single-ner``, ``single-sst2``). ``joint-by-task``
+shares the encoder but takes one update per task's batch, in turn (joint_parity.py's
+``--schedule by-task``, configs/joint.cfg's batcher), so it makes twice the updates.
+AdamW (weight decay 0.01), global-norm clipping at 1.0, linear warm-up over 10% then
+decay.
 
     python bench/joint_hf.py --encoder $MINILM --steps 300 --variants joint single-ner single-sst2
     python bench/joint_parity.py --encoder $MINILM --steps 300 --tasks sst2 conll --dev-limit 400 --workdir /tmp/j300
@@ -23,7 +26,9 @@ from joint_parity import entity_labels, load_tasks  # noqa: E402
 from ner_common import first_piece_labels, iob2_tags  # noqa: E402
 from ner_parity import hf_predict, score as ner_score, with_ents  # noqa: E402
 
-VARIANTS = {"joint": ("sst2", "conll"), "single-ner": ("conll",), "single-sst2": ("sst2",)}
+# The tasks of each update, for each variant.
+VARIANTS = {"joint": [("sst2", "conll")], "joint-by-task": [("sst2",), ("conll",)], "single-ner": [("conll",)],
+            "single-sst2": [("sst2",)]}
 
 
 def main() -> None:
@@ -51,17 +56,18 @@ def main() -> None:
              "conll": seeded_batches(len(data["conll"][0]), args.batch_size, args.steps, args.seed + 2)}
     tokenizer = AutoTokenizer.from_pretrained(args.encoder)
     for variant in args.variants:
-        tasks = VARIANTS[variant]
+        updates = [(step, tasks) for step in range(args.steps) for tasks in VARIANTS[variant]]
+        evaluated = {task for tasks in VARIANTS[variant] for task in tasks}
         torch.manual_seed(args.seed)
         classifier = BertForSequenceClassification.from_pretrained(args.encoder, num_labels=2)
         tagger = BertForTokenClassification.from_pretrained(args.encoder, num_labels=len(tags))
         tagger.bert = classifier.bert  # one encoder (with its pooler) under both heads
         params = list(classifier.parameters()) + list(tagger.classifier.parameters())
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, eps=1e-8)
-        schedule = get_linear_schedule_with_warmup(optimizer, args.steps // 10, args.steps)
+        schedule = get_linear_schedule_with_warmup(optimizer, len(updates) // 10, len(updates))
         classifier.train()
         tagger.train()
-        for step in range(args.steps):
+        for step, tasks in updates:
             loss = torch.zeros(())
             if "sst2" in tasks:
                 items = [data["sst2"][0][i] for i in plans["sst2"][step]]
@@ -81,12 +87,12 @@ def main() -> None:
         classifier.eval()
         tagger.eval()
         scores = []
-        if "conll" in tasks:
+        if "conll" in evaluated:
             dev = data["conll"][1]
             probs = hf_predict(tokenizer, tagger, dev, tags)
             f1 = ner_score([with_ents(doc, argmax_repair(p, tags), tags) for doc, p in zip(dev, probs)], dev)["ents_f"]
             scores.append(f"CoNLL valid F1 {100 * f1:.2f}")
-        if "sst2" in tasks:
+        if "sst2" in evaluated:
             dev = data["sst2"][1]
             correct = 0
             with torch.inference_mode():
@@ -97,7 +103,7 @@ def main() -> None:
                     predicted = classifier(**encoded).logits.argmax(-1).tolist()
                     correct += sum(p == int(item.label) for p, item in zip(predicted, batch))
             scores.append(f"SST-2 dev accuracy {100 * correct / len(dev):.2f}")
-        print(f"{variant:12s} " + "   ".join(scores), flush=True)
+        print(f"{variant:14s} " + "   ".join(scores), flush=True)
     print("\nReproduce: python bench/joint_hf.py " + " ".join(sys.argv[1:]))
 
 

@@ -14,9 +14,15 @@ pipeline is one ``nlp.update`` on the ``s``-th batch of every task together
 single-task pipeline is its own task's ``s``-th batch alone. So every head sees
 exactly the same docs; what differs is that the joint encoder also learns from
 the other three tasks (and its step is clipped by the global norm of all four
-gradients). Optimiser as the configs: GlobalClipAdam (weight decay 0.01, global
-norm 1.0), linear warm-up over 10% of the steps then linear decay, dropout 0.1.
-Windows 256/64, questions cut to 64 pieces, second texts to 128.
+gradients). With ``--schedule by-task``, the way configs/joint.cfg trains (its
+batcher, ``spacy_bert_tasks.batch_by_task.v1``, puts one task in each batch), the
+joint pipeline instead takes one update per task's batch, the tasks in turn: len(tasks)
+x ``--steps`` updates, each head still on its own ``--steps`` batches, the learning-rate
+schedule spread over all of them.
+
+Optimiser as the configs: GlobalClipAdam (weight decay 0.01, global norm 1.0),
+linear warm-up over 10% of the updates then linear decay, dropout 0.1. Windows
+256/64, questions cut to 64 pieces, second texts to 128.
 
 Scores: SST-2 dev accuracy, MRPC dev F1 of the paraphrase class, CoNLL valid
 F1 (spaCy's entity scorer), SQuAD dev F1 (official normalisation); each joint
@@ -25,7 +31,7 @@ head scored on its own task's dev set.
 Run the two systems as two processes, one per core; the second to finish
 prints the table (results are kept in ``--workdir``):
 
-    python bench/joint_parity.py --encoder $MINILM --steps 800 --systems joint &
+    python bench/joint_parity.py --encoder $MINILM --steps 800 --systems joint --schedule by-task &
     python bench/joint_parity.py --encoder $MINILM --steps 800 --systems single
 
 ``--classifier-grad-factor`` and ``--ner-grad-factor`` weight the heads in the
@@ -70,6 +76,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ner-grad-factor", type=float, default=1.0,
                         help="joint only: scale the gradient bert_ner sends to the shared encoder (its grad_factor); "
                              "above 1, the other heads weigh less in the encoder's step")
+    parser.add_argument("--schedule", choices=["mixed", "by-task"], default="mixed",
+                        help="joint only: 'mixed' updates on step s's batch of every task at once; 'by-task' takes one "
+                             "update per task's batch (round-robin, as MT-DNN), so the encoder takes len(tasks) x "
+                             "--steps updates while each head still sees --steps batches")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joint_bench"))
@@ -129,8 +139,16 @@ def example_maker(task: str, nlp) -> Callable:
     return lambda q: squad_example(nlp, q)
 
 
-def train(nlp, tasks: Sequence[str], data: Dict[str, tuple], plans: Dict[str, List[List[int]]], args, name: str) -> float:
-    """Initialise ``nlp`` and take ``args.steps`` updates, each on step s's batch of every task in ``tasks``."""
+def update_plan(tasks: Sequence[str], steps: int, schedule: str) -> List[List[tuple]]:
+    """The (task, step) batches of each update: all tasks' step s together, or one task's per update."""
+    if schedule == "mixed":
+        return [[(task, step) for task in tasks] for step in range(steps)]
+    return [[(task, step)] for step in range(steps) for task in tasks]
+
+
+def train(nlp, tasks: Sequence[str], data: Dict[str, tuple], plans: Dict[str, List[List[int]]], args, name: str,
+          schedule: str = "mixed") -> float:
+    """Initialise ``nlp`` and train it on ``args.steps`` batches of every task in ``tasks``, as ``update_plan`` orders them."""
     from spacy.util import fix_random_seed
     from thinc.api import warmup_linear
 
@@ -142,17 +160,19 @@ def train(nlp, tasks: Sequence[str], data: Dict[str, tuple], plans: Dict[str, Li
     nlp.initialize(lambda: sample)
     labels = {pipe: len(nlp.get_pipe(pipe).labels) for pipe in nlp.pipe_names if pipe in ("bert_textcat", "bert_pair", "bert_ner")}
     print(f"  {name}: {' + '.join(nlp.pipe_names)}; labels per head {labels}", file=sys.stderr, flush=True)
-    schedule = warmup_linear(args.lr, max(1, args.steps // 10), args.steps)
-    optimizer = configure_global_clip_adam(schedule, max_grad_norm=1.0, L2=0.01, eps=1e-8, use_averages=False)
+    updates = update_plan(tasks, args.steps, schedule)
+    total = len(updates)
+    learn_rate = warmup_linear(args.lr, max(1, total // 10), total)
+    optimizer = configure_global_clip_adam(learn_rate, max_grad_norm=1.0, L2=0.01, eps=1e-8, use_averages=False)
     start = time.perf_counter()
-    for step in range(args.steps):
-        batch = [makers[task](data[task][0][i]) for task in tasks for i in plans[task][step]]
+    for n, parts in enumerate(updates, 1):
+        batch = [makers[task](data[task][0][i]) for task, step in parts for i in plans[task][step]]
         nlp.update(batch, sgd=optimizer, drop=0.1)
         optimizer.step_schedules()
-        if (step + 1) % 50 == 0 or step + 1 == args.steps:
+        if n % 50 == 0 or n == total:
             elapsed = time.perf_counter() - start
-            print(f"  {name}: update {step + 1}/{args.steps}, {elapsed:.0f}s "
-                  f"(~{elapsed / (step + 1) * (args.steps - step - 1):.0f}s left)", file=sys.stderr, flush=True)
+            print(f"  {name}: update {n}/{total}, {elapsed:.0f}s "
+                  f"(~{elapsed / n * (total - n):.0f}s left)", file=sys.stderr, flush=True)
     return time.perf_counter() - start
 
 
@@ -188,6 +208,7 @@ def result_name(system: str, args: argparse.Namespace) -> str:
     if system == "joint":
         factor += f"-gf{args.classifier_grad_factor:g}" if args.classifier_grad_factor != 1.0 else ""
         factor += f"-ner{args.ner_grad_factor:g}" if args.ner_grad_factor != 1.0 else ""
+        factor += "-bytask" if args.schedule == "by-task" else ""
     return f"results-{system}{factor}-{args.steps}.json"
 
 
@@ -208,7 +229,7 @@ def main() -> None:
         results: Dict[str, dict] = {}
         if system == "joint":
             nlp = make_pipeline(args.encoder, tasks, ner_labels, args.classifier_grad_factor, args.ner_grad_factor)
-            seconds = train(nlp, tasks, data, plans, args, "joint")
+            seconds = train(nlp, tasks, data, plans, args, "joint", args.schedule)
             for task in tasks:
                 results[task] = {**score(nlp, task, data[task][1]), "train_s": seconds}
         else:

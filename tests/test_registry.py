@@ -17,6 +17,7 @@ REGISTRIES = {
     "spacy_architectures": "architectures",
     "thinc_layers": "layers",
     "spacy_readers": "readers",
+    "spacy_batchers": "batchers",
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
     "spacy_callbacks": "callbacks",
