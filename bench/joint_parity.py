@@ -76,10 +76,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ner-grad-factor", type=float, default=1.0,
                         help="joint only: scale the gradient bert_ner sends to the shared encoder (its grad_factor); "
                              "above 1, the other heads weigh less in the encoder's step")
-    parser.add_argument("--schedule", choices=["mixed", "by-task"], default="mixed",
-                        help="joint only: 'mixed' updates on step s's batch of every task at once; 'by-task' takes one "
-                             "update per task's batch (round-robin, as MT-DNN), so the encoder takes len(tasks) x "
-                             "--steps updates while each head still sees --steps batches")
+    parser.add_argument("--schedule", choices=["by-task", "mixed"], default="by-task",
+                        help="joint only: 'by-task' (configs/joint.cfg's way) takes one update per task's batch, the tasks "
+                             "in turn, so the encoder takes len(tasks) x --steps updates while each head still sees "
+                             "--steps batches; 'mixed' updates on step s's batch of every task at once")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/joint_bench"))
